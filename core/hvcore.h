@@ -1,0 +1,165 @@
+/*
+ * hvcore.h - the whole C API of the hvtui ioctl core, and the one header cffi reads.
+ *
+ * Written in the subset of C that cffi's cdef parser accepts: build.py strips the
+ * preprocessor guard and #include lines before handing it over. Every function that
+ * can fail returns 0 (or a count) on success and -errno on failure, and records the
+ * name of the failing operation for hv_last_op() (per thread), so the Python side can
+ * raise an exception that names the ioctl.
+ */
+#ifndef HVCORE_H
+#define HVCORE_H
+#include <stdint.h>
+#include <stddef.h>
+
+/* Why hv_vcpu_run returned to Python (struct hv_exit.reason). */
+#define HV_EXIT_REQUEST      1   /* the host asked (pause, stop, peek): see hv_vcpu_kick */
+#define HV_EXIT_IO           2   /* port I/O on a port claimed by a Python device */
+#define HV_EXIT_MMIO         3   /* MMIO outside RAM: a Python device, or nobody's */
+#define HV_EXIT_DEBUG_EXIT   4   /* the guest wrote value to the debug-exit port */
+#define HV_EXIT_RESET        5   /* i8042 reset line pulsed (0xfe to port 0x64) */
+#define HV_EXIT_SHUTDOWN     6   /* KVM_EXIT_SHUTDOWN: triple fault */
+#define HV_EXIT_INTERNAL     7   /* KVM_EXIT_INTERNAL_ERROR (suberror, data[]) */
+#define HV_EXIT_FAIL_ENTRY   8   /* KVM_EXIT_FAIL_ENTRY (data[0] = hw reason) */
+#define HV_EXIT_SYSTEM_EVENT 9   /* KVM_EXIT_SYSTEM_EVENT (data[0] = type) */
+#define HV_EXIT_UNHANDLED   10   /* any other KVM exit (kvm_reason says which) */
+
+#define HV_NR_KVM_EXITS     64   /* exit reasons counted by number; higher ones in the last slot */
+#define HV_PORT_SLOTS       32   /* I/O ports counted one by one per vCPU; the rest in io_other */
+
+#define HV_PORT_COM1        0x3f8
+#define HV_PORT_DEBUG_EXIT  0xf4
+#define HV_PORT_POST        0x80
+#define HV_PORT_I8042_DATA  0x60
+#define HV_PORT_I8042_CMD   0x64
+#define HV_COM1_IRQ         4
+#define HV_UART_RX_FIFO     64
+#define HV_CONSOLE_RING     262144
+
+#define HV_IO_IN  0
+#define HV_IO_OUT 1
+
+struct hv_exit {
+    uint32_t reason;        /* HV_EXIT_* */
+    uint32_t kvm_reason;    /* kvm_run.exit_reason */
+    uint16_t port;          /* HV_EXIT_IO */
+    uint8_t size;           /* HV_EXIT_IO: 1, 2, 4 */
+    uint8_t direction;      /* HV_EXIT_IO: HV_IO_IN / HV_IO_OUT */
+    uint32_t count;         /* HV_EXIT_IO: repetitions (string I/O) */
+    uint8_t *data;          /* HV_EXIT_IO / HV_EXIT_MMIO: the bytes, inside kvm_run (IN: fill them) */
+    uint64_t mmio_addr;     /* HV_EXIT_MMIO */
+    uint32_t mmio_len;
+    uint32_t mmio_is_write;
+    uint64_t value;         /* HV_EXIT_DEBUG_EXIT */
+    uint32_t suberror;      /* HV_EXIT_INTERNAL */
+    uint32_t ndata;
+    uint64_t info[16];      /* HV_EXIT_INTERNAL data[], FAIL_ENTRY, SYSTEM_EVENT */
+};
+
+struct hv_port_count {
+    uint16_t port;
+    uint16_t used;
+    uint32_t pad;
+    uint64_t count;
+};
+
+/* Per-vCPU counters: written by the vCPU thread only, read by Python without locks. */
+struct hv_vcpu_stats {
+    uint64_t exits[64];             /* by KVM exit reason (HV_NR_KVM_EXITS) */
+    struct hv_port_count ports[32]; /* I/O exits by port (HV_PORT_SLOTS) */
+    uint64_t io_other;              /* I/O exits on ports that found no slot */
+    uint64_t runs;                  /* KVM_RUN calls */
+    uint64_t kicks;                 /* KVM_RUN calls ended by a kick (EINTR) */
+    uint64_t python_exits;          /* returns to Python */
+    uint64_t ns_in_run;             /* time inside KVM_RUN */
+    uint64_t ns_in_monitor;         /* time between KVM_RUN calls (C + Python) */
+    uint64_t unassigned_io;         /* I/O to ports nobody owns (reads see all ones) */
+};
+
+struct hv_uart_stats {
+    uint64_t tx_bytes;
+    uint64_t rx_bytes;
+    uint64_t rx_overruns;       /* bytes the guest lost because its RX FIFO was full */
+    uint64_t console_dropped;   /* oldest console bytes dropped because the ring was full */
+};
+
+struct hv_vm;
+struct hv_vcpu;
+struct hv_uart;
+
+/* Errors */
+const char *hv_last_op(void);
+
+/* The KVM system */
+int hv_kvm_open(const char *path);                    /* fd or -errno */
+int hv_kvm_check(int kvm_fd, char *missing, size_t missing_len); /* 0, or -ENOTSUP with the missing capability named */
+int hv_kvm_check_extension(int kvm_fd, long cap);
+int hv_kvm_max_vcpus(int kvm_fd);
+int hv_kvm_vcpu_mmap_size(int kvm_fd);
+int hv_kvm_get_supported_cpuid(int kvm_fd, struct kvm_cpuid2 *cpuid);
+int hv_kvm_get_msr_index_list(int kvm_fd, struct kvm_msr_list *list);
+int hv_kvm_is_pvm(void);                              /* 1 when the kvm_pvm module is loaded */
+
+/* The VM: in-kernel irqchip + PIT, COM1, i8042, debug exit */
+int hv_vm_create(int kvm_fd, struct hv_vm **out);
+void hv_vm_destroy(struct hv_vm *vm);
+int hv_vm_fd(struct hv_vm *vm);
+int hv_vm_map_ram(struct hv_vm *vm, uint32_t slot, uint64_t gpa, uint64_t size, int fd, uint64_t offset, void **host);
+uint64_t hv_vm_resident_bytes(struct hv_vm *vm);          /* RAM pages resident in host memory, in bytes */
+int hv_vm_claim_ports(struct hv_vm *vm, uint16_t first, uint32_t count);  /* give ports to Python devices */
+int hv_vm_irq_line(struct hv_vm *vm, uint32_t irq, uint32_t level);
+int hv_vm_get_irqchip(struct hv_vm *vm, struct kvm_irqchip *chip);
+int hv_vm_set_irqchip(struct hv_vm *vm, struct kvm_irqchip *chip);
+int hv_vm_get_pit2(struct hv_vm *vm, struct kvm_pit_state2 *pit);
+int hv_vm_set_pit2(struct hv_vm *vm, struct kvm_pit_state2 *pit);
+int hv_vm_get_clock(struct hv_vm *vm, struct kvm_clock_data *clock);
+int hv_vm_set_clock(struct hv_vm *vm, struct kvm_clock_data *clock);
+int hv_vm_ioeventfd(struct hv_vm *vm, struct kvm_ioeventfd *ioeventfd);
+int hv_vm_irqfd(struct hv_vm *vm, struct kvm_irqfd *irqfd);
+
+/* COM1 and the console ring */
+int hv_console_fd(struct hv_vm *vm);                  /* eventfd: readable when the ring is non-empty */
+size_t hv_console_read(struct hv_vm *vm, uint8_t *buf, size_t len);
+size_t hv_uart_push_rx(struct hv_vm *vm, const uint8_t *buf, size_t len); /* bytes accepted */
+void hv_uart_get_stats(struct hv_vm *vm, struct hv_uart_stats *out);
+size_t hv_uart_state_size(void);
+void hv_uart_save(struct hv_vm *vm, void *out);
+int hv_uart_restore(struct hv_vm *vm, const void *in, size_t len);
+
+/* vCPUs */
+int hv_vcpu_create(struct hv_vm *vm, uint32_t index, struct hv_vcpu **out);
+void hv_vcpu_destroy(struct hv_vcpu *vcpu);
+int hv_vcpu_fd(struct hv_vcpu *vcpu);
+int hv_vcpu_run(struct hv_vcpu *vcpu, struct hv_exit *exit);   /* releases the GIL (cffi) */
+void hv_vcpu_kick(struct hv_vcpu *vcpu);              /* sets the request flag, immediate_exit and signals the thread */
+void hv_vcpu_clear_request(struct hv_vcpu *vcpu);
+struct hv_vcpu_stats *hv_vcpu_stats(struct hv_vcpu *vcpu);
+int hv_vcpu_thread_id(struct hv_vcpu *vcpu);          /* Linux tid of the thread last in hv_vcpu_run, 0 before */
+int hv_bench_raw_loop(struct hv_vcpu *vcpu, uint16_t stop_port, uint64_t *io_exits);
+
+int hv_vcpu_get_regs(struct hv_vcpu *v, struct kvm_regs *regs);
+int hv_vcpu_set_regs(struct hv_vcpu *v, struct kvm_regs *regs);
+int hv_vcpu_get_sregs(struct hv_vcpu *v, struct kvm_sregs *sregs);
+int hv_vcpu_set_sregs(struct hv_vcpu *v, struct kvm_sregs *sregs);
+int hv_vcpu_get_fpu(struct hv_vcpu *v, struct kvm_fpu *fpu);
+int hv_vcpu_set_fpu(struct hv_vcpu *v, struct kvm_fpu *fpu);
+int hv_vcpu_get_xsave(struct hv_vcpu *v, void *buf, size_t len);  /* len >= hv_xsave_size */
+int hv_vcpu_set_xsave(struct hv_vcpu *v, void *buf, size_t len);
+int hv_xsave_size(int kvm_fd);
+int hv_vcpu_get_xcrs(struct hv_vcpu *v, struct kvm_xcrs *xcrs);
+int hv_vcpu_set_xcrs(struct hv_vcpu *v, struct kvm_xcrs *xcrs);
+int hv_vcpu_get_msrs(struct hv_vcpu *v, struct kvm_msrs *msrs);  /* returns how many were read */
+int hv_vcpu_set_msrs(struct hv_vcpu *v, struct kvm_msrs *msrs);  /* returns how many were written */
+int hv_vcpu_set_cpuid(struct hv_vcpu *v, struct kvm_cpuid2 *cpuid);
+int hv_vcpu_get_lapic(struct hv_vcpu *v, struct kvm_lapic_state *lapic);
+int hv_vcpu_set_lapic(struct hv_vcpu *v, struct kvm_lapic_state *lapic);
+int hv_vcpu_get_events(struct hv_vcpu *v, struct kvm_vcpu_events *events);
+int hv_vcpu_set_events(struct hv_vcpu *v, struct kvm_vcpu_events *events);
+int hv_vcpu_get_mp_state(struct hv_vcpu *v, struct kvm_mp_state *mp);
+int hv_vcpu_set_mp_state(struct hv_vcpu *v, struct kvm_mp_state *mp);
+int hv_vcpu_get_debugregs(struct hv_vcpu *v, struct kvm_debugregs *dregs);
+int hv_vcpu_set_debugregs(struct hv_vcpu *v, struct kvm_debugregs *dregs);
+int hv_vcpu_get_tsc_khz(struct hv_vcpu *v);
+int hv_vcpu_translate(struct hv_vcpu *v, struct kvm_translation *tr);
+
+#endif

@@ -1,0 +1,59 @@
+/*
+ * internal.h - the core's private structures and helpers (never seen by cffi).
+ */
+#ifndef HV_INTERNAL_H
+#define HV_INTERNAL_H
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include "hvcore.h"
+#include "uart16550.h"
+#include "i8042.h"
+#include "ring.h"
+
+#define HV_MAX_SLOTS 8
+
+struct hv_ram_slot {
+    void *host;
+    uint64_t gpa, size;
+};
+
+struct hv_vm {
+    int kvm_fd, vm_fd, run_size;
+    struct hv_ram_slot slots[HV_MAX_SLOTS];
+    uint8_t python_ports[65536 / 8];   /* bitmap: ports handled by Python devices */
+
+    pthread_mutex_t uart_lock;         /* guards uart, console ring, irq4_level */
+    struct uart16550 uart;
+    int irq4_level;
+    struct byte_ring console;
+    uint8_t console_buf[HV_CONSOLE_RING];
+    int console_efd;
+
+    pthread_mutex_t i8042_lock;
+    struct i8042 kbd;
+};
+
+struct hv_vcpu {
+    struct hv_vm *vm;
+    int fd;
+    uint32_t index;
+    struct kvm_run *run;
+    atomic_int request;
+    pthread_mutex_t kick_lock;         /* guards in_run and thread */
+    int in_run;
+    pthread_t thread;
+    atomic_int tid;
+    uint64_t t_last;
+    struct hv_vcpu_stats stats;
+};
+
+/* Record the failing operation and return -errno. */
+int hv_fail(const char *op);
+int hv_fail_errno(const char *op, int err);
+int hv_xioctl(int fd, unsigned long request, void *arg, const char *op);
+uint64_t hv_now_ns(void);
+
+/* vm.c: the hot devices, called from the vCPU loop */
+int hv_vm_handle_io(struct hv_vm *vm, struct kvm_run *run, struct hv_exit *exit);
+#endif

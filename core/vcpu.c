@@ -1,0 +1,310 @@
+/*
+ * vcpu.c - a vCPU: its kvm_run mapping, the exit loop, the kick, and its counters.
+ *
+ * hv_vcpu_run loops on KVM_RUN and serves the hot exits itself (vm.c), with no
+ * allocation and no Python; it returns only for an exit that C does not own, a host
+ * request, or an end. The kick: the host sets the request flag and immediate_exit and
+ * signals the thread, whose handler does nothing; KVM_RUN returns EINTR (or never
+ * enters, thanks to immediate_exit) and the loop sees the flag.
+ */
+#include "internal.h"
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static pthread_once_t signal_once = PTHREAD_ONCE_INIT;
+
+static int kick_signal(void)
+{
+    return SIGRTMIN + 3;
+}
+
+static void kick_handler(int sig)
+{
+    (void)sig;
+}
+
+static void install_kick_handler(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = kick_handler;   /* no SA_RESTART: KVM_RUN must return EINTR */
+    sigemptyset(&sa.sa_mask);
+    sigaction(kick_signal(), &sa, NULL);
+}
+
+int hv_vcpu_create(struct hv_vm *vm, uint32_t index, struct hv_vcpu **out)
+{
+    pthread_once(&signal_once, install_kick_handler);
+    struct hv_vcpu *v = calloc(1, sizeof(*v));
+    if (!v)
+        return hv_fail_errno("allocate vCPU", ENOMEM);
+    v->vm = vm;
+    v->index = index;
+    v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
+    if (v->fd < 0) {
+        int r = hv_fail("KVM_CREATE_VCPU");
+        free(v);
+        return r;
+    }
+    v->run = mmap(NULL, (size_t)vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+    if (v->run == MAP_FAILED) {
+        int r = hv_fail("mmap kvm_run");
+        close(v->fd);
+        free(v);
+        return r;
+    }
+    pthread_mutex_init(&v->kick_lock, NULL);
+    atomic_init(&v->request, 0);
+    atomic_init(&v->tid, 0);
+    *out = v;
+    return 0;
+}
+
+void hv_vcpu_destroy(struct hv_vcpu *v)
+{
+    if (!v)
+        return;
+    munmap(v->run, (size_t)v->vm->run_size);
+    close(v->fd);
+    pthread_mutex_destroy(&v->kick_lock);
+    free(v);
+}
+
+int hv_vcpu_fd(struct hv_vcpu *v)
+{
+    return v->fd;
+}
+
+struct hv_vcpu_stats *hv_vcpu_stats(struct hv_vcpu *v)
+{
+    return &v->stats;
+}
+
+int hv_vcpu_thread_id(struct hv_vcpu *v)
+{
+    return atomic_load(&v->tid);
+}
+
+void hv_vcpu_kick(struct hv_vcpu *v)
+{
+    pthread_mutex_lock(&v->kick_lock);
+    atomic_store(&v->request, 1);
+    v->run->immediate_exit = 1;
+    if (v->in_run)
+        pthread_kill(v->thread, kick_signal());
+    pthread_mutex_unlock(&v->kick_lock);
+}
+
+void hv_vcpu_clear_request(struct hv_vcpu *v)
+{
+    pthread_mutex_lock(&v->kick_lock);
+    atomic_store(&v->request, 0);
+    v->run->immediate_exit = 0;
+    pthread_mutex_unlock(&v->kick_lock);
+}
+
+static void count_port(struct hv_vcpu_stats *s, uint16_t port)
+{
+    unsigned h = (port * 2654435761u) >> 27;   /* 32 slots */
+    for (unsigned i = 0; i < HV_PORT_SLOTS; i++) {
+        struct hv_port_count *slot = &s->ports[(h + i) % HV_PORT_SLOTS];
+        if (slot->used && slot->port == port) {
+            slot->count++;
+            return;
+        }
+        if (!slot->used) {
+            slot->port = port;
+            slot->count = 1;
+            slot->used = 1;
+            return;
+        }
+    }
+    s->io_other++;
+}
+
+static void fill_exit_data(struct hv_exit *e, const __u64 *data, uint32_t n)
+{
+    e->ndata = n > 16 ? 16 : n;
+    for (uint32_t i = 0; i < e->ndata; i++)
+        e->info[i] = data[i];
+}
+
+/* Turn a non-I/O exit into *e. */
+static void describe_exit(struct kvm_run *run, struct hv_exit *e)
+{
+    switch (run->exit_reason) {
+    case KVM_EXIT_MMIO:
+        e->reason = HV_EXIT_MMIO;
+        e->mmio_addr = run->mmio.phys_addr;
+        e->mmio_len = run->mmio.len;
+        e->mmio_is_write = run->mmio.is_write;
+        e->data = run->mmio.data;
+        break;
+    case KVM_EXIT_SHUTDOWN:
+        e->reason = HV_EXIT_SHUTDOWN;
+        break;
+    case KVM_EXIT_INTERNAL_ERROR:
+        e->reason = HV_EXIT_INTERNAL;
+        e->suberror = run->internal.suberror;
+        fill_exit_data(e, run->internal.data, run->internal.ndata);
+        break;
+    case KVM_EXIT_FAIL_ENTRY:
+        e->reason = HV_EXIT_FAIL_ENTRY;
+        e->info[0] = run->fail_entry.hardware_entry_failure_reason;
+        e->ndata = 1;
+        break;
+    case KVM_EXIT_SYSTEM_EVENT:
+        e->reason = HV_EXIT_SYSTEM_EVENT;
+        e->info[0] = run->system_event.type;
+        e->ndata = 1;
+        break;
+    default:
+        e->reason = HV_EXIT_UNHANDLED;
+        break;
+    }
+}
+
+static int run_loop(struct hv_vcpu *v, struct hv_exit *e)
+{
+    struct kvm_run *run = v->run;
+    struct hv_vcpu_stats *s = &v->stats;
+    for (;;) {
+        if (atomic_load_explicit(&v->request, memory_order_acquire)) {
+            e->reason = HV_EXIT_REQUEST;
+            return 0;
+        }
+        uint64_t t0 = hv_now_ns();
+        if (v->t_last)
+            s->ns_in_monitor += t0 - v->t_last;
+        int r = ioctl(v->fd, KVM_RUN, 0);
+        int err = errno;
+        uint64_t t1 = hv_now_ns();
+        s->ns_in_run += t1 - t0;
+        s->runs++;
+        v->t_last = t1;
+        if (r < 0) {
+            if (err == EINTR || err == EAGAIN) {
+                s->kicks++;
+                continue;
+            }
+            return hv_fail_errno("KVM_RUN", err);
+        }
+        uint32_t reason = run->exit_reason;
+        s->exits[reason < HV_NR_KVM_EXITS ? reason : HV_NR_KVM_EXITS - 1]++;
+        e->kvm_reason = reason;
+        if (reason == KVM_EXIT_IO) {
+            count_port(s, run->io.port);
+            int handled = hv_vm_handle_io(v->vm, run, e);
+            if (handled) {
+                if (handled == 2)
+                    s->unassigned_io++;
+                continue;
+            }
+            return 0;
+        }
+        describe_exit(run, e);
+        return 0;
+    }
+}
+
+int hv_vcpu_run(struct hv_vcpu *v, struct hv_exit *e)
+{
+    pthread_mutex_lock(&v->kick_lock);
+    v->in_run = 1;
+    v->thread = pthread_self();
+    atomic_store(&v->tid, (int)syscall(SYS_gettid));
+    pthread_mutex_unlock(&v->kick_lock);
+
+    int r = run_loop(v, e);
+    if (r == 0)
+        v->stats.python_exits++;
+
+    pthread_mutex_lock(&v->kick_lock);
+    v->in_run = 0;
+    pthread_mutex_unlock(&v->kick_lock);
+    return r;
+}
+
+/*
+ * The floor for the exit benchmark: KVM_RUN in a bare loop, every port-I/O exit
+ * ignored, until the guest writes stop_port. No devices, no counters, no clock.
+ */
+int hv_bench_raw_loop(struct hv_vcpu *v, uint16_t stop_port, uint64_t *io_exits)
+{
+    struct kvm_run *run = v->run;
+    uint64_t n = 0;
+    for (;;) {
+        if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+            if (errno == EINTR)
+                continue;
+            return hv_fail("KVM_RUN");
+        }
+        if (run->exit_reason != KVM_EXIT_IO)
+            return hv_fail_errno("KVM_RUN (raw loop: unexpected exit)", EIO);
+        if (run->io.port == stop_port)
+            break;
+        n++;
+    }
+    *io_exits = n;
+    return 0;
+}
+
+/* ---- vCPU state: thin named wrappers, one ioctl each ---- */
+
+#define VCPU_STATE(name, type, GET, SET)                                       \
+    int hv_vcpu_get_##name(struct hv_vcpu *v, type *s)                         \
+    {                                                                          \
+        return hv_xioctl(v->fd, GET, s, #GET);                                 \
+    }                                                                          \
+    int hv_vcpu_set_##name(struct hv_vcpu *v, type *s)                         \
+    {                                                                          \
+        return hv_xioctl(v->fd, SET, s, #SET);                                 \
+    }
+VCPU_STATE(regs, struct kvm_regs, KVM_GET_REGS, KVM_SET_REGS)
+VCPU_STATE(sregs, struct kvm_sregs, KVM_GET_SREGS, KVM_SET_SREGS)
+VCPU_STATE(fpu, struct kvm_fpu, KVM_GET_FPU, KVM_SET_FPU)
+VCPU_STATE(xcrs, struct kvm_xcrs, KVM_GET_XCRS, KVM_SET_XCRS)
+VCPU_STATE(lapic, struct kvm_lapic_state, KVM_GET_LAPIC, KVM_SET_LAPIC)
+VCPU_STATE(events, struct kvm_vcpu_events, KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS)
+VCPU_STATE(mp_state, struct kvm_mp_state, KVM_GET_MP_STATE, KVM_SET_MP_STATE)
+VCPU_STATE(debugregs, struct kvm_debugregs, KVM_GET_DEBUGREGS, KVM_SET_DEBUGREGS)
+VCPU_STATE(msrs, struct kvm_msrs, KVM_GET_MSRS, KVM_SET_MSRS)
+
+int hv_vcpu_get_xsave(struct hv_vcpu *v, void *buf, size_t len)
+{
+    if (len < sizeof(struct kvm_xsave))
+        return hv_fail_errno("KVM_GET_XSAVE", EINVAL);
+#ifdef KVM_GET_XSAVE2
+    if (len > sizeof(struct kvm_xsave))
+        return hv_xioctl(v->fd, KVM_GET_XSAVE2, buf, "KVM_GET_XSAVE2");
+#endif
+    return hv_xioctl(v->fd, KVM_GET_XSAVE, buf, "KVM_GET_XSAVE");
+}
+
+int hv_vcpu_set_xsave(struct hv_vcpu *v, void *buf, size_t len)
+{
+    if (len < sizeof(struct kvm_xsave))
+        return hv_fail_errno("KVM_SET_XSAVE", EINVAL);
+    return hv_xioctl(v->fd, KVM_SET_XSAVE, buf, "KVM_SET_XSAVE");
+}
+
+int hv_vcpu_set_cpuid(struct hv_vcpu *v, struct kvm_cpuid2 *cpuid)
+{
+    return hv_xioctl(v->fd, KVM_SET_CPUID2, cpuid, "KVM_SET_CPUID2");
+}
+
+int hv_vcpu_get_tsc_khz(struct hv_vcpu *v)
+{
+    return hv_xioctl(v->fd, KVM_GET_TSC_KHZ, NULL, "KVM_GET_TSC_KHZ");
+}
+
+int hv_vcpu_translate(struct hv_vcpu *v, struct kvm_translation *tr)
+{
+    return hv_xioctl(v->fd, KVM_TRANSLATE, tr, "KVM_TRANSLATE");
+}

@@ -1,0 +1,6 @@
+"""`python -m hvtui` is `hvtui`."""
+import sys
+
+from hvtui.cli import main
+
+sys.exit(main())

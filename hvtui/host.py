@@ -1,0 +1,376 @@
+"""The Host: many machines on one asyncio loop.
+
+It owns their lifecycle (create, pause, resume, stop, kill, remove), turns the machines'
+thread-side transitions into events on the loop, fans each guest's console out to its
+log file, its scrollback and any subscribers, feeds input into the guest's UART, and
+samples stats a few times a second (exits/s by reason per vCPU, vCPU thread CPU time,
+resident memory), running the runaway watchdog as it goes. A guest that crashes is
+contained: its state, crash report, log and memory stay until it is removed; nothing
+else moves. No Textual here: the TUI and the CLI are clients.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import psutil
+
+from hvtui import images
+from hvtui.errors import ConfigError, StateError
+from hvtui.vmm.exits import CrashReport
+from hvtui.vmm.machine import Machine, MachineConfig, MachineSample, State
+
+HISTORY_BYTES = 1 << 20      # console scrollback kept per guest
+RATE_HISTORY = 120           # samples kept for sparklines
+INPUT_RETRY_S = 0.002        # the UART FIFO holds 64 bytes: retry the rest this often
+
+
+def default_log_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "hvtui" / "logs"
+
+
+@dataclass
+class GuestSpec:
+    image: str                      # built-in name or path to an ELF
+    name: str = ""
+    memory_mib: int = 64
+    vcpus: int = 1
+    cmdline: str | None = None      # None: the image's default
+    watchdog_s: float = 5.0
+
+
+@dataclass
+class HostEvent:
+    kind: str                       # "created", "state", "removed", "stats"
+    guest: str
+    state: State | None = None
+    info: dict = field(default_factory=dict)
+
+
+@dataclass
+class VcpuRates:
+    exits_per_s: float = 0.0
+    by_reason: dict[str, float] = field(default_factory=dict)
+    cpu_percent: float = 0.0
+    run_share: float = 0.0          # fraction of wall time inside KVM_RUN
+
+
+class Guest:
+    """What the host keeps about one guest, live or ended."""
+
+    def __init__(self, spec: GuestSpec, machine: Machine, log_path: Path):
+        self.spec = spec
+        self.name = spec.name
+        self.machine = machine
+        self.log_path = log_path
+        self.log = open(log_path, "wb")
+        self.history = bytearray()
+        self.console_subscribers: list[Callable[[bytes], None]] = []
+        self.pending_input = bytearray()
+        self.created_at = time.monotonic()
+        self.last_sample: MachineSample | None = None
+        self.vcpu_rates: list[VcpuRates] = [VcpuRates() for _ in machine.vcpus]
+        self.exits_history: collections.deque[float] = collections.deque(maxlen=RATE_HISTORY)
+        self.cpu_times: dict[int, float] = {}
+        self.resident_bytes = 0
+        self.console_bytes = 0
+
+    @property
+    def state(self) -> State:
+        return self.machine.state
+
+    @property
+    def exit_code(self) -> int | None:
+        return self.machine.exit_code
+
+    @property
+    def crash(self) -> CrashReport | None:
+        return self.machine.crash
+
+    @property
+    def uptime(self) -> float:
+        m = self.machine
+        if m.started_at is None:
+            return 0.0
+        return (m.ended_at or time.monotonic()) - m.started_at
+
+    @property
+    def exits_per_s(self) -> float:
+        return sum(r.exits_per_s for r in self.vcpu_rates)
+
+    @property
+    def cpu_percent(self) -> float:
+        return sum(r.cpu_percent for r in self.vcpu_rates)
+
+    def top_exit_reason(self) -> str:
+        totals: collections.Counter = collections.Counter()
+        for r in self.vcpu_rates:
+            totals.update(r.by_reason)
+        return totals.most_common(1)[0][0] if totals else "-"
+
+
+class Host:
+    def __init__(self, log_dir: str | Path | None = None, sample_interval: float = 0.5):
+        self.log_dir = Path(log_dir) if log_dir else default_log_dir()
+        self.sample_interval = sample_interval
+        self.guests: dict[str, Guest] = {}
+        self._subscribers: list[Callable[[HostEvent], None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sampler: asyncio.Task | None = None
+        self._input_tasks: dict[str, asyncio.Task] = {}
+        self._process = psutil.Process()
+        self._closed = False
+
+    async def __aenter__(self) -> Host:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        if self._sampler is None:
+            self._sampler = self._loop.create_task(self._sample_forever(), name="hvtui-sampler")
+
+    # ---- events ----
+    def subscribe(self, callback: Callable[[HostEvent], None]) -> Callable[[], None]:
+        self._subscribers.append(callback)
+        return lambda: self._subscribers.remove(callback) if callback in self._subscribers else None
+
+    def _publish(self, event: HostEvent) -> None:
+        for cb in list(self._subscribers):
+            try:
+                cb(event)
+            except Exception:
+                pass
+
+    def _on_machine_event(self, machine: Machine, event: str, info: dict) -> None:
+        """Called on a vCPU thread (or wherever the machine moved): hop to the loop."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._machine_event_on_loop, machine.name, event, info)
+
+    def _machine_event_on_loop(self, name: str, event: str, info: dict) -> None:
+        guest = self.guests.get(name)
+        if guest is None:
+            return
+        state = info.get("state")
+        if state is not None and not state.live:
+            self._drain(guest)   # the last words of the guest come before its end
+            self._log_end(guest)
+        self._publish(HostEvent(event, name, state, info))
+
+    def _log_end(self, guest: Guest) -> None:
+        m = guest.machine
+        if m.state == State.CRASHED and m.crash:
+            line = "\n[hvtui] " + m.crash.format().replace("\n", "\n[hvtui] ") + "\n"
+        else:
+            line = f"\n[hvtui] {m.state.value}: {m.stop_reason}" + (
+                f", exit status {m.exit_code}" if m.exit_code is not None else "") + "\n"
+        if not guest.log.closed:
+            guest.log.write(line.encode())
+            guest.log.flush()
+
+    # ---- guests ----
+    def _unique_name(self, base: str) -> str:
+        n = 1
+        while f"{base}-{n}" in self.guests:
+            n += 1
+        return f"{base}-{n}"
+
+    async def create(self, spec: GuestSpec, start: bool = True) -> Guest:
+        if self._loop is None:
+            self.start()
+        if not spec.name:
+            spec.name = self._unique_name(os.path.basename(spec.image).removesuffix(".elf"))
+        if spec.name in self.guests:
+            raise ConfigError(f"a guest named {spec.name!r} already exists")
+        path = images.resolve(spec.image)
+        cmdline = images.default_cmdline(spec.image) if spec.cmdline is None else spec.cmdline
+        config = MachineConfig(name=spec.name, image=path, memory_mib=spec.memory_mib,
+                               vcpus=spec.vcpus, cmdline=cmdline, watchdog_s=spec.watchdog_s)
+        machine = await asyncio.to_thread(Machine, config, self._on_machine_event)
+        guest = Guest(spec, machine, self.log_dir / f"{spec.name}.log")
+        self.guests[spec.name] = guest
+        self._loop.add_reader(machine.console_fd, self._drain, guest)
+        self._publish(HostEvent("created", spec.name, machine.state))
+        if start:
+            machine.start()
+        return guest
+
+    def get(self, name: str) -> Guest:
+        try:
+            return self.guests[name]
+        except KeyError:
+            raise ConfigError(f"no guest named {name!r}") from None
+
+    async def pause(self, name: str) -> None:
+        await asyncio.to_thread(self.get(name).machine.pause)
+
+    async def resume(self, name: str) -> None:
+        self.get(name).machine.resume()
+
+    async def stop(self, name: str) -> None:
+        await asyncio.to_thread(self.get(name).machine.stop)
+
+    async def kill(self, name: str) -> None:
+        guest = self.get(name)
+        guest.machine.kill()
+        await asyncio.to_thread(guest.machine.join, 5.0)
+
+    async def remove(self, name: str) -> None:
+        guest = self.get(name)
+        if guest.state.live:
+            raise StateError(f"{name} is {guest.state.value}; stop or kill it before removing it")
+        await asyncio.to_thread(guest.machine.join, 5.0)
+        self._drain(guest)
+        self._loop.remove_reader(guest.machine.console_fd)
+        task = self._input_tasks.pop(name, None)
+        if task:
+            task.cancel()
+        guest.machine.destroy()
+        guest.log.close()
+        del self.guests[name]
+        self._publish(HostEvent("removed", name))
+
+    # ---- console ----
+    def _drain(self, guest: Guest) -> None:
+        data = guest.machine.read_console()
+        if not data:
+            return
+        guest.console_bytes += len(data)
+        guest.history += data
+        if len(guest.history) > HISTORY_BYTES:
+            del guest.history[:len(guest.history) - HISTORY_BYTES]
+        if not guest.log.closed:
+            guest.log.write(data)
+            guest.log.flush()
+        for cb in list(guest.console_subscribers):
+            try:
+                cb(data)
+            except Exception:
+                pass
+
+    def console_subscribe(self, name: str, callback: Callable[[bytes], None]) -> Callable[[], None]:
+        guest = self.get(name)
+        guest.console_subscribers.append(callback)
+
+        def unsubscribe():
+            if callback in guest.console_subscribers:
+                guest.console_subscribers.remove(callback)
+        return unsubscribe
+
+    def send_input(self, name: str, data: bytes) -> None:
+        """Queue bytes for the guest's COM1; they enter its 64-byte FIFO as it drains."""
+        guest = self.get(name)
+        if not guest.state.live:
+            raise StateError(f"{name} is {guest.state.value}; it takes no input")
+        guest.pending_input += data
+        task = self._input_tasks.get(name)
+        if task is None or task.done():
+            self._input_tasks[name] = self._loop.create_task(self._feed_input(guest))
+
+    async def _feed_input(self, guest: Guest) -> None:
+        while guest.pending_input and guest.state.live:
+            n = guest.machine.push_input(bytes(guest.pending_input[:64]))
+            del guest.pending_input[:n]
+            if guest.pending_input:
+                await asyncio.sleep(INPUT_RETRY_S)
+
+    async def wait_for_output(self, name: str, needle: bytes, timeout: float = 10.0,
+                              start: int = 0) -> int:
+        """Wait until needle appears in the guest's console after offset start; its offset."""
+        guest = self.get(name)
+        deadline = self._loop.time() + timeout
+        while True:
+            self._drain(guest)
+            i = guest.history.find(needle, start)
+            if i >= 0:
+                return i
+            if self._loop.time() > deadline:
+                raise TimeoutError(f"{name}: {needle!r} did not appear within {timeout}s")
+            if not guest.state.live:
+                raise StateError(f"{name} ended ({guest.machine.stop_reason}) before printing {needle!r}")
+            await asyncio.sleep(0.01)
+
+    async def wait_until_ended(self, name: str, timeout: float | None = None) -> Guest:
+        guest = self.get(name)
+        deadline = None if timeout is None else self._loop.time() + timeout
+        while guest.state.live:
+            if deadline is not None and self._loop.time() > deadline:
+                raise TimeoutError(f"{name} still {guest.state.value} after {timeout}s")
+            await asyncio.sleep(0.01)
+        await asyncio.to_thread(guest.machine.join, 5.0)
+        self._drain(guest)
+        return guest
+
+    # ---- stats ----
+    async def _sample_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.sample_interval)
+            try:
+                await self.sample_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                pass   # sampling must never take the host down
+
+    async def sample_once(self) -> None:
+        live = [g for g in self.guests.values() if g.state.live and g.machine.vm is not None]
+        if not live:
+            return
+        try:
+            thread_times = {t.id: t.user_time + t.system_time for t in self._process.threads()}
+        except psutil.Error:
+            thread_times = {}
+        for guest in live:
+            self._update_rates(guest, guest.machine.sample(), thread_times)
+        for guest in live:
+            if guest.state == State.RUNNING and guest.spec.watchdog_s > 0:
+                await asyncio.to_thread(guest.machine.check_runaway)
+        self._publish(HostEvent("stats", ""))
+
+    def _update_rates(self, guest: Guest, sample: MachineSample, thread_times: dict) -> None:
+        prev = guest.last_sample
+        guest.last_sample = sample
+        guest.resident_bytes = sample.resident_bytes
+        if prev is None:
+            for v in sample.vcpus:
+                guest.cpu_times[v.thread_id] = thread_times.get(v.thread_id, 0.0)
+            return
+        dt = max(sample.time - prev.time, 1e-6)
+        for v, p in zip(sample.vcpus, prev.vcpus):
+            rates = guest.vcpu_rates[v.index]
+            rates.by_reason = {k: (n - p.exits.get(k, 0)) / dt for k, n in v.exits.items()
+                               if n - p.exits.get(k, 0) > 0}
+            rates.exits_per_s = (v.total_exits - p.total_exits) / dt
+            rates.run_share = min(1.0, (v.ns_in_run - p.ns_in_run) / 1e9 / dt)
+            cpu_now = thread_times.get(v.thread_id)
+            if cpu_now is not None:
+                before = guest.cpu_times.get(v.thread_id, cpu_now)
+                rates.cpu_percent = max(0.0, (cpu_now - before) / dt * 100)
+                guest.cpu_times[v.thread_id] = cpu_now
+        guest.exits_history.append(guest.exits_per_s)
+
+    # ---- shutdown ----
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._sampler:
+            self._sampler.cancel()
+        for task in self._input_tasks.values():
+            task.cancel()
+        for guest in list(self.guests.values()):
+            if guest.state.live:
+                guest.machine.kill()
+        for name in list(self.guests):
+            await self.remove(name)

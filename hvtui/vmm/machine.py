@@ -1,0 +1,450 @@
+"""Machine = one VM + its vCPU threads + its devices: lifecycle, crash containment, stats.
+
+Threads: one per vCPU, each looping in C (hv_vcpu_run, GIL released) and coming back to
+Python only for a Python device, a host request or an end. The lifecycle of DESIGN §4:
+created -> running <-> paused -> stopped, and crashed from any live state. A pause is
+acknowledged by every vCPU (they park on a condition), never assumed. Transitions are
+reported through on_event(machine, event, info) from whichever thread made them.
+"""
+from __future__ import annotations
+
+import enum
+import threading
+import time
+from dataclasses import dataclass, field
+
+import psutil
+
+from hvtui._core import ffi, lib
+from hvtui.errors import ConfigError, DeviceError, GuestMemoryError, HvError, StateError
+from hvtui.vmm import cpu, layout
+from hvtui.vmm.devices.bus import Bus
+from hvtui.vmm.devices.scratch import ScratchRegister
+from hvtui.vmm.exits import CrashReport, INTERNAL_SUBERRORS, emulation_bytes, exit_name, register_dump
+from hvtui.vmm.kvm import Kvm, Vcpu, Vm
+from hvtui.vmm.loader import load_elf
+from hvtui.vmm.memory import GuestMemory
+
+PYDEV_PORT = 0x510          # the ScratchRegister (guests/lib/hvboot.h HV_PORT_PYDEV)
+MIN_MEMORY_MIB = 2
+RFLAGS_IF = 1 << 9
+
+
+class State(str, enum.Enum):
+    CREATED = "created"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+    CRASHED = "crashed"
+
+    @property
+    def live(self) -> bool:
+        return self in (State.CREATED, State.RUNNING, State.PAUSED)
+
+
+@dataclass
+class MachineConfig:
+    name: str
+    image: str                      # path of an ELF64 x86-64 executable
+    memory_mib: int = 64
+    vcpus: int = 1
+    cmdline: str = ""
+    watchdog_s: float = 5.0         # runaway detection window; 0 disables
+
+
+@dataclass
+class VcpuSample:
+    index: int
+    exits: dict[str, int]
+    ports: dict[int, int]
+    ns_in_run: int
+    ns_in_monitor: int
+    python_exits: int
+    kicks: int
+    thread_id: int
+    total_exits: int
+
+
+@dataclass
+class MachineSample:
+    time: float
+    vcpus: list[VcpuSample]
+    ram_bytes: int
+    resident_bytes: int
+    uart: dict = field(default_factory=dict)
+
+
+class _GuestFault(Exception):
+    """Raised on a vCPU thread for something the guest did that ends it."""
+
+    def __init__(self, reason: str, detail: str = "", instruction: bytes = b""):
+        super().__init__(reason)
+        self.reason, self.detail, self.instruction = reason, detail, instruction
+
+
+def validate(config: MachineConfig, kvm: Kvm) -> None:
+    """Refuse a configuration the host cannot honour, before anything is created."""
+    if not config.name or any(c in config.name for c in "/\0") or len(config.name) > 64:
+        raise ConfigError(f"invalid guest name {config.name!r}: 1-64 characters, no '/'")
+    if config.memory_mib < MIN_MEMORY_MIB:
+        raise ConfigError(f"memory must be at least {MIN_MEMORY_MIB} MiB (got {config.memory_mib})")
+    free_mib = psutil.virtual_memory().available >> 20
+    if config.memory_mib > free_mib:
+        raise ConfigError(f"{config.memory_mib} MiB of guest memory is more than the host has free "
+                          f"({free_mib} MiB available)")
+    if layout.mapped_gib(config.memory_mib << 20) > layout.MAX_MAPPED_GIB:
+        raise ConfigError(f"memory above {layout.MAX_MAPPED_GIB - 2} GiB is not supported")
+    limit = min(kvm.max_vcpus, layout.MAX_VCPUS_LAYOUT)
+    if not 1 <= config.vcpus <= limit:
+        raise ConfigError(f"vCPUs must be between 1 and {limit} (KVM's limit here), got {config.vcpus}")
+    if len(config.cmdline.encode()) > layout.CMDLINE_MAX:
+        raise ConfigError(f"command line longer than {layout.CMDLINE_MAX} bytes")
+
+
+class Machine:
+    def __init__(self, config: MachineConfig, on_event=None, kvm: Kvm | None = None):
+        self.config = config
+        self.name = config.name
+        self.on_event = on_event or (lambda machine, event, info: None)
+        self.kvm = kvm or Kvm.get()
+        validate(config, self.kvm)
+        self.state = State.CREATED
+        self.exit_code: int | None = None
+        self.stop_reason = ""
+        self.crash: CrashReport | None = None
+        self.started_at: float | None = None
+        self.ended_at: float | None = None
+        self._cond = threading.Condition()
+        self._want = "run"           # what the vCPUs should do: run, pause, stop
+        self._parked: set[int] = set()
+        self._threads: list[threading.Thread] = []
+        self._silent_since: dict[int, tuple[int, float]] = {}
+        self.ports = Bus("port")
+        self.mmio = Bus("mmio")
+        self.scratch = ScratchRegister()
+        self.vm = None
+        self.vcpus: list[Vcpu] = []
+        self.memory = GuestMemory()
+        try:
+            self._build()
+        except BaseException:
+            self.destroy()
+            raise
+
+    # ---- construction ----
+    def _build(self) -> None:
+        cfg = self.config
+        ram = cfg.memory_mib << 20
+        low, high = layout.split_ram(ram)
+        self.vm = Vm(self.kvm)
+        self.memory.add(0, low, self.vm.map_ram(0, 0, low))
+        if high:
+            self.memory.add(layout.HIGH_RAM_START, high, self.vm.map_ram(1, layout.HIGH_RAM_START, high))
+        self.add_port_device(PYDEV_PORT, ScratchRegister.SIZE, self.scratch)
+        image = load_elf(cfg.image, self.memory, low, cfg.vcpus)
+        cpu.write_tables(self.memory, ram)
+        cmdline = cfg.cmdline.encode()
+        self.memory.write(layout.CMDLINE_ADDR, cmdline + b"\0")
+        supported = self.kvm.supported_cpuid()
+        for i in range(cfg.vcpus):
+            vcpu = Vcpu(self.vm, i)
+            self.vcpus.append(vcpu)
+            vcpu.set_cpuid(cpu.guest_cpuid(supported, i, cfg.vcpus))
+        tsc_khz = self.vcpus[0].tsc_khz()
+        free_end = layout.free_end(low, cfg.vcpus)
+        for i, vcpu in enumerate(self.vcpus):
+            info_addr = layout.BOOT_INFO_ADDR + i * layout.BOOT_INFO_STRIDE
+            self.memory.write(info_addr, layout.BOOT_INFO.pack(
+                layout.BOOT_MAGIC, layout.BOOT_VERSION, i, cfg.vcpus, ram, low, high,
+                image.end, free_end, tsc_khz, layout.CMDLINE_ADDR, len(cmdline), 0))
+            cpu.enter_long_mode(vcpu, image.entry, info_addr, layout.stack_top(low, i))
+
+    def add_port_device(self, base: int, size: int, device) -> None:
+        self.ports.add(base, size, device)
+        self.vm.claim_ports(base, size)
+
+    def add_mmio_device(self, base: int, size: int, device) -> None:
+        self.mmio.add(base, size, device)
+
+    # ---- lifecycle ----
+    def _emit(self, event: str, **info) -> None:
+        try:
+            self.on_event(self, event, info)
+        except Exception:   # a subscriber's bug must not take a vCPU thread down
+            pass
+
+    def _set_state(self, state: State, **info) -> None:
+        self.state = state
+        self._emit("state", state=state, **info)
+
+    def start(self) -> None:
+        with self._cond:
+            if self.state != State.CREATED:
+                raise StateError(f"{self.name} is {self.state.value}; only a created guest starts")
+            self.started_at = time.monotonic()
+            for vcpu in self.vcpus:
+                t = threading.Thread(target=self._vcpu_main, args=(vcpu,),
+                                     name=f"{self.name}/vcpu{vcpu.index}", daemon=True)
+                self._threads.append(t)
+            self.state = State.RUNNING
+        for t in self._threads:
+            t.start()
+        self._emit("state", state=State.RUNNING)
+
+    def pause(self, timeout: float = 5.0) -> None:
+        """Stop every vCPU and wait until each one acknowledged (parked)."""
+        with self._cond:
+            if self.state == State.PAUSED:
+                return
+            if self.state != State.RUNNING:
+                raise StateError(f"{self.name} is {self.state.value}; only a running guest pauses")
+            self._want = "pause"
+        for vcpu in self.vcpus:
+            vcpu.kick()
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._want == "pause" and len(self._parked) < len(self.vcpus):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self._want = "run"
+                    self._cond.notify_all()
+                    raise HvError(f"{self.name}: vCPUs did not acknowledge the pause within {timeout}s")
+                self._cond.wait(left)
+            if self._want != "pause":     # it ended while we waited
+                raise StateError(f"{self.name} is {self.state.value}; it ended before the pause")
+            self.state = State.PAUSED
+        self._emit("state", state=State.PAUSED)
+
+    def resume(self) -> None:
+        with self._cond:
+            if self.state != State.PAUSED:
+                raise StateError(f"{self.name} is {self.state.value}; only a paused guest resumes")
+            self._want = "run"
+            self._silent_since.clear()
+            self._cond.notify_all()
+            self.state = State.RUNNING
+        self._emit("state", state=State.RUNNING)
+
+    def stop(self, reason: str = "stopped by the host", timeout: float = 5.0) -> None:
+        """End the guest now (its vCPUs leave at their next exit or kick) and wait for them."""
+        self._end(State.STOPPED, stop_reason=reason)
+        self.join(timeout)
+
+    def kill(self) -> None:
+        """End the guest without waiting for its threads."""
+        self._end(State.STOPPED, stop_reason="killed")
+
+    def join(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for t in self._threads:
+            t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in self._threads)
+
+    def _end(self, state: State, exit_code: int | None = None, stop_reason: str = "",
+             crash: CrashReport | None = None) -> bool:
+        """Move to a final state once; every vCPU is told to leave."""
+        with self._cond:
+            if not self.state.live:
+                return False
+            self._want = "stop"
+            self.exit_code, self.stop_reason, self.crash = exit_code, stop_reason, crash
+            self.ended_at = time.monotonic()
+            self.state = state
+            self._cond.notify_all()
+        for vcpu in self.vcpus:
+            vcpu.kick()
+        self._emit("state", state=state, exit_code=exit_code, reason=stop_reason, crash=crash)
+        return True
+
+    # ---- the vCPU thread ----
+    def _park(self, vcpu: Vcpu) -> bool:
+        """Honour a host request; False when the vCPU must leave."""
+        with self._cond:
+            while True:
+                if self._want == "stop":
+                    return False
+                if self._want == "pause":
+                    self._parked.add(vcpu.index)
+                    self._cond.notify_all()
+                    self._cond.wait()
+                    continue
+                self._parked.discard(vcpu.index)
+                vcpu.clear_request()
+                return True
+
+    def _vcpu_main(self, vcpu: Vcpu) -> None:
+        try:
+            while True:
+                e = vcpu.run()
+                r = e.reason
+                if r == lib.HV_EXIT_REQUEST:
+                    if not self._park(vcpu):
+                        return
+                elif r == lib.HV_EXIT_IO:
+                    self._serve_io(e)
+                elif r == lib.HV_EXIT_MMIO:
+                    self._serve_mmio(e)
+                elif r == lib.HV_EXIT_DEBUG_EXIT:
+                    self._end(State.STOPPED, exit_code=int(e.value), stop_reason="debug exit")
+                    return
+                elif r == lib.HV_EXIT_RESET:
+                    self._end(State.STOPPED, stop_reason="reset (i8042)")
+                    return
+                else:
+                    raise self._fault_of(e)
+        except _GuestFault as f:
+            self._crash(vcpu, f.reason, f.detail, f.instruction)
+        except (DeviceError, GuestMemoryError) as ex:
+            self._crash(vcpu, "bad device access", str(ex))
+        except Exception as ex:     # a Python device or the monitor failed: contain it
+            self._crash(vcpu, "device error", f"{type(ex).__name__}: {ex}")
+
+    def _fault_of(self, e) -> _GuestFault:
+        r = e.reason
+        if r == lib.HV_EXIT_SHUTDOWN:
+            return _GuestFault("triple fault")
+        if r == lib.HV_EXIT_INTERNAL:
+            what = INTERNAL_SUBERRORS.get(e.suberror, f"internal error {e.suberror}")
+            info = [e.info[i] for i in range(e.ndata)]
+            insn = emulation_bytes(info, e.ndata) if e.suberror == lib.KVM_INTERNAL_ERROR_EMULATION else b""
+            return _GuestFault(what, "KVM could not emulate an instruction" if insn else "", insn)
+        if r == lib.HV_EXIT_FAIL_ENTRY:
+            return _GuestFault("entry failure", f"hardware reason {e.info[0]:#x}")
+        if r == lib.HV_EXIT_SYSTEM_EVENT:
+            return _GuestFault("system event", f"type {e.info[0]}")
+        return _GuestFault("unhandled exit", exit_name(e.kvm_reason))
+
+    def _serve_io(self, e) -> None:
+        size, count = e.size, e.count
+        found = self.ports.find(e.port, size)
+        if found is None:
+            raise _GuestFault("bad device access", f"port {e.port:#x} has no device")
+        dev, offset = found
+        data = ffi.buffer(e.data, size * count)
+        for i in range(count):
+            chunk = slice(i * size, (i + 1) * size)
+            if e.direction == lib.HV_IO_OUT:
+                dev.write(offset, size, int.from_bytes(data[chunk], "little"))
+            else:
+                data[chunk] = dev.read(offset, size).to_bytes(size, "little")
+
+    def _serve_mmio(self, e) -> None:
+        addr, length, write = e.mmio_addr, e.mmio_len, bool(e.mmio_is_write)
+        found = self.mmio.find(addr, length) if 0 < length <= 8 else None
+        if found is None:
+            raise _GuestFault("bad device access",
+                              f"MMIO {'write' if write else 'read'} of {length} bytes at {addr:#x}: no device there")
+        dev, offset = found
+        data = ffi.buffer(e.data, 8)
+        if write:
+            dev.write(offset, length, int.from_bytes(data[:length], "little"))
+        else:
+            data[:length] = dev.read(offset, length).to_bytes(length, "little")
+
+    def _crash(self, vcpu: Vcpu | None, reason: str, detail: str = "", instruction: bytes = b"") -> None:
+        report = CrashReport(reason=reason, detail=detail, vcpu=vcpu.index if vcpu else 0)
+        if vcpu is not None:
+            try:
+                report.registers = register_dump(vcpu)
+                if not instruction:
+                    instruction = self.instruction_at(vcpu, report.registers["rip"])
+            except HvError:
+                pass
+        report.instruction = instruction
+        self._end(State.CRASHED, stop_reason=report.summary(), crash=report)
+
+    def instruction_at(self, vcpu: Vcpu, rip: int, length: int = 15) -> bytes:
+        phys = vcpu.translate(rip)
+        if phys is None:
+            return b""
+        for n in range(length, 0, -1):      # stop short of the end of RAM
+            try:
+                return self.memory.read(phys, n)
+            except GuestMemoryError:
+                continue
+        return b""
+
+    # ---- runaway detection ----
+    def check_runaway(self, now: float | None = None) -> bool:
+        """Crash the guest if a vCPU made no exit for watchdog_s with interrupts off and is
+        not halted (a runaway loop). Briefly pauses the guest to look. True if it crashed."""
+        window = self.config.watchdog_s
+        if window <= 0 or self.state != State.RUNNING:
+            return False
+        now = time.monotonic() if now is None else now
+        suspects = []
+        for vcpu in self.vcpus:
+            total = sum(vcpu.stats.exits[i] for i in range(lib.HV_NR_KVM_EXITS))
+            last_total, since = self._silent_since.get(vcpu.index, (None, now))
+            if total != last_total:
+                self._silent_since[vcpu.index] = (total, now)
+            elif now - since >= window:
+                suspects.append(vcpu)
+        if not suspects:
+            return False
+        try:
+            self.pause(timeout=2.0)
+        except HvError:
+            return False
+        for vcpu in suspects:
+            regs = register_dump(vcpu)
+            halted = vcpu.get_mp_state() == lib.KVM_MP_STATE_HALTED
+            if not halted and not regs["rflags"] & RFLAGS_IF:
+                report = CrashReport(
+                    reason="runaway loop",
+                    detail=f"no exit for {window:g}s with interrupts off",
+                    vcpu=vcpu.index, registers=regs,
+                    instruction=self.instruction_at(vcpu, regs["rip"]))
+                self._end(State.CRASHED, stop_reason=report.summary(), crash=report)
+                return True
+        self.resume()
+        return False
+
+    # ---- I/O and stats ----
+    @property
+    def console_fd(self) -> int:
+        return self.vm.console_fd
+
+    def read_console(self) -> bytes:
+        return self.vm.console_read() if self.vm else b""
+
+    def push_input(self, data: bytes) -> int:
+        if self.vm is None or not self.state.live:
+            return 0
+        return self.vm.push_input(data)
+
+    def sample(self) -> MachineSample:
+        """Counters of every vCPU, read without locks (cost does not grow with guest size)."""
+        vcpus = []
+        for vcpu in self.vcpus:
+            s = vcpu.stats
+            exits = {exit_name(i): s.exits[i] for i in range(lib.HV_NR_KVM_EXITS) if s.exits[i]}
+            ports = {s.ports[i].port: s.ports[i].count for i in range(lib.HV_PORT_SLOTS) if s.ports[i].used}
+            vcpus.append(VcpuSample(
+                index=vcpu.index, exits=exits, ports=ports, ns_in_run=s.ns_in_run,
+                ns_in_monitor=s.ns_in_monitor, python_exits=s.python_exits, kicks=s.kicks,
+                thread_id=vcpu.thread_id, total_exits=sum(exits.values())))
+        return MachineSample(
+            time=time.monotonic(), vcpus=vcpus, ram_bytes=self.config.memory_mib << 20,
+            resident_bytes=self.vm.resident_bytes() if self.vm else 0,
+            uart=self.vm.uart_stats() if self.vm else {})
+
+    def registers(self, index: int = 0) -> dict[str, int]:
+        """Register dump of one vCPU; the guest must not be running."""
+        if self.state == State.RUNNING:
+            raise StateError(f"{self.name} is running; pause it to read registers")
+        return register_dump(self.vcpus[index])
+
+    def destroy(self) -> None:
+        """Free everything; the guest must have ended (or never started)."""
+        if self.state.live and self._threads:
+            self.stop(reason="destroyed")
+        if any(t.is_alive() for t in self._threads):
+            return   # a vCPU is still inside C: keep its memory mapped rather than pull it away
+        for vcpu in self.vcpus:
+            vcpu.destroy()
+        self.vcpus = []
+        self.memory = GuestMemory()
+        if self.vm is not None:
+            self.vm.destroy()
+            self.vm = None
