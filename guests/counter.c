@@ -4,6 +4,8 @@
 
 #define INTERVAL_MS 100
 
+HV_USES_APS;   /* every vCPU counts */
+
 static volatile int header_done;
 
 int main(const struct hv_boot_info *bi)

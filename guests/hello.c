@@ -3,8 +3,6 @@
 
 int main(const struct hv_boot_info *bi)
 {
-    if (bi->vcpu_index != 0)
-        hv_park();
     hv_printf("Hello from hvtui! vcpu %u/%u, %llu MiB RAM\n", bi->vcpu_index, bi->vcpu_count,
               bi->ram_size >> 20);
     return 0;

@@ -13,8 +13,6 @@ int main(const struct hv_boot_info *bi)
     int nr, i, ok;
     u64 limit, total = 0, done = 0;
 
-    if (bi->vcpu_index != 0)
-        hv_park();
     nr = hv_free_ranges(bi, r);
     for (i = 0; i < nr; i++)
         total += r[i].end - r[i].start;

@@ -142,8 +142,6 @@ int main(const struct hv_boot_info *bi)
     unsigned len = 0;
     int last = 0, esc = 0;
 
-    if (bi->vcpu_index != 0)
-        hv_park();
     boot = bi;
     hv_printf("hvtui shell. Type 'help'.\n");
     prompt();

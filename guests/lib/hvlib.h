@@ -22,6 +22,8 @@ int main(const struct hv_boot_info *bi);
 
 /* Put this at file scope in a guest whose main must start at CPL 0. */
 #define HV_STAY_AT_CPL0 const int hv_stay_cpl0 = 1
+/* At file scope in a guest whose vCPUs other than 0 run main too (else they halt). */
+#define HV_USES_APS const int hv_uses_aps = 1
 
 /* ---- port I/O and CPU helpers ---- */
 static inline void outb(u16 port, u8 v) { __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port)); }

@@ -5,6 +5,9 @@
  * port and halts), aligns the stack, and - unless the guest defines hv_stay_cpl0 non-zero
  * (HV_STAY_AT_CPL0 in hvlib.h) - drops to CPL 3 with IOPL 3 by iretq on the same stack.
  * Then hv_runtime_init(bi); v = main(bi); hv_exit(v) (a 4-byte out of v to port 0xf4).
+ * vCPUs other than 0 halt at CPL 0 (cli; hlt: no host CPU spent, and KVM reports them
+ * HALTED, so the monitor's runaway watchdog leaves them alone) unless the guest defines
+ * hv_uses_aps non-zero (HV_USES_APS in hvlib.h): then every vCPU runs main.
  *
  * Why CPL 3: on KVM-PVM (no VT-x) CPL 0 code is emulated instruction by instruction;
  * CPL 3 code runs natively, and IOPL 3 keeps port I/O allowed there.
@@ -22,11 +25,21 @@
     .globl _start
     .type _start, @function
     .weak hv_stay_cpl0
+    .weak hv_uses_aps
 _start:
     mov     %rdi, %rbx                  /* boot info, callee-saved from here on */
     cmpl    $HV_BOOT_MAGIC, (%rdi)
     jne     .Lbad_magic
     and     $-16, %rsp
+
+    cmpl    $0, 8(%rdi)                 /* vcpu_index */
+    je      .Lbsp
+    mov     $hv_uses_aps, %eax          /* weak: 0 when the guest does not define it */
+    test    %rax, %rax
+    jz      .Lhalt
+    cmpl    $0, (%rax)
+    je      .Lhalt
+.Lbsp:
 
     mov     $hv_stay_cpl0, %eax         /* weak: 0 when the guest does not define it */
     test    %rax, %rax
@@ -55,6 +68,8 @@ _start:
     mov     $0xbad, %eax
     mov     $HV_PORT_DEBUG_EXIT, %dx
     outl    %eax, %dx
+.Lhalt:
+    cli
 2:  hlt
     jmp     2b
     .size _start, . - _start

@@ -1,0 +1,238 @@
+/*
+ * test_core.c - the C core's own tests, built with AddressSanitizer and UBSan by
+ * core/tests/Makefile (and CI): the UART, ring and i8042 state machines, then the
+ * vCPU loop on the real /dev/kvm (hot UART exits, debug exit, kick, Python ports,
+ * unassigned ports, counters). Prints "N passed, N failed".
+ */
+#include "../internal.h"
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int passed, failed;
+#define CHECK(cond)                                                            \
+    do {                                                                       \
+        if (cond) {                                                            \
+            passed++;                                                          \
+        } else {                                                               \
+            failed++;                                                          \
+            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);    \
+        }                                                                      \
+    } while (0)
+
+static void test_uart(void)
+{
+    struct uart16550 u;
+    uint8_t tx = 0;
+    uart_reset(&u);
+    CHECK(uart_read(&u, UART_LSR) == 0x60);
+    CHECK(uart_read(&u, UART_IIR_FCR) == 0x01);          /* no interrupt pending */
+    CHECK(uart_write(&u, UART_RBR_THR, 'A', &tx) == UART_WRITE_TX && tx == 'A');
+    CHECK(!uart_irq_pending(&u));                          /* IER is 0 */
+    uart_write(&u, UART_IER, 0x02, &tx);                   /* enable THR empty */
+    CHECK(uart_irq_pending(&u));
+    CHECK((uart_read(&u, UART_IIR_FCR) & 0x0f) == 0x02);   /* reading IIR acknowledges */
+    CHECK(!uart_irq_pending(&u));
+    uint8_t in[70];
+    for (int i = 0; i < 70; i++)
+        in[i] = (uint8_t)i;
+    CHECK(uart_rx_push(&u, in, 70) == UART_FIFO_SIZE);     /* the FIFO takes 64 */
+    CHECK(uart_read(&u, UART_LSR) & 0x01);
+    uart_write(&u, UART_IER, 0x01, &tx);
+    CHECK(uart_irq_pending(&u) && (uart_read(&u, UART_IIR_FCR) & 0x0f) == 0x04);
+    for (int i = 0; i < UART_FIFO_SIZE; i++)
+        CHECK(uart_read(&u, UART_RBR_THR) == i);
+    CHECK(!(uart_read(&u, UART_LSR) & 0x01) && !uart_irq_pending(&u));
+    uart_write(&u, UART_MCR, 0x10, &tx);                   /* loopback */
+    CHECK(uart_write(&u, UART_RBR_THR, 'z', &tx) == 0);
+    CHECK(uart_read(&u, UART_RBR_THR) == 'z');
+    uart_write(&u, UART_LCR, 0x80, &tx);                   /* DLAB */
+    uart_write(&u, UART_RBR_THR, 0x01, &tx);
+    uart_write(&u, UART_IER, 0x02, &tx);
+    CHECK(uart_read(&u, UART_RBR_THR) == 0x01 && uart_read(&u, UART_IER) == 0x02);
+    CHECK(uart_state_valid(&u));
+    u.rx_count = 200;
+    CHECK(!uart_state_valid(&u));
+}
+
+static void test_ring(void)
+{
+    uint8_t storage[8], out[16];
+    struct byte_ring r;
+    ring_init(&r, storage, sizeof(storage));
+    for (int i = 0; i < 11; i++)
+        ring_put(&r, (uint8_t)i);
+    CHECK(r.count == 8 && r.dropped == 3);
+    CHECK(ring_get(&r, out, 5) == 5 && out[0] == 3 && out[4] == 7);
+    ring_put(&r, 11);
+    CHECK(ring_get(&r, out, 16) == 4 && out[0] == 8 && out[3] == 11);
+    CHECK(ring_get(&r, out, 16) == 0);
+}
+
+static void test_i8042(void)
+{
+    struct i8042 k;
+    i8042_reset(&k);
+    CHECK(i8042_write(&k, 0x64, 0x20) == 0);
+    CHECK((i8042_read(&k, 0x64) & 1) && i8042_read(&k, 0x60) == 0x45);
+    CHECK(!(i8042_read(&k, 0x64) & 1));
+    CHECK(i8042_write(&k, 0x64, 0xfe) == I8042_RESET);
+}
+
+/* ---- the vCPU loop on real KVM ---- */
+
+static const uint64_t gdt[] = { 0, 0x00af9b000000ffffull, 0x00cf93000000ffffull };
+
+/* Guest code (CPL 0, long mode):
+ *   mov $0x3f8,%dx; mov $'h',%al; out %al,(%dx); mov $'i',%al; out %al,(%dx)
+ *   mov $0x3fd,%dx; in (%dx),%al; mov %al,%bl          ; LSR into bl
+ *   mov $0x123,%dx; in (%dx),%al; mov %al,%cl          ; unassigned port into cl
+ *   mov $0x510,%dx; mov $7,%al; out %al,(%dx)          ; Python-claimed port
+ *   mov $42,%eax; out %eax,$0xf4                       ; debug exit 42
+ *   1: out %al,$0x80; jmp 1b                           ; then spin on port 0x80 (for the kick) */
+static const uint8_t code[] = {
+    0x66, 0xba, 0xf8, 0x03, 0xb0, 'h', 0xee, 0xb0, 'i', 0xee,
+    0x66, 0xba, 0xfd, 0x03, 0xec, 0x88, 0xc3,
+    0x66, 0xba, 0x23, 0x01, 0xec, 0x88, 0xc1,
+    0x66, 0xba, 0x10, 0x05, 0xb0, 0x07, 0xee,
+    0xb8, 42, 0, 0, 0, 0xe7, 0xf4,
+    0xe6, 0x80, 0xeb, 0xfc,
+};
+
+struct kick_arg {
+    struct hv_vcpu *v;
+};
+
+static void *kicker(void *p)
+{
+    struct kick_arg *a = p;
+    usleep(20000);
+    hv_vcpu_kick(a->v);
+    return NULL;
+}
+
+static void setup_long_mode(struct hv_vcpu *v, uint8_t *mem)
+{
+    uint64_t *pml4 = (uint64_t *)(mem + 0x10000), *pdpt = (uint64_t *)(mem + 0x11000),
+             *pd = (uint64_t *)(mem + 0x12000);
+    pml4[0] = 0x11000 | 7;
+    pdpt[0] = 0x12000 | 7;
+    for (int i = 0; i < 512; i++)
+        pd[i] = ((uint64_t)i << 21) | 0x87;
+    memcpy(mem + 0x1000, gdt, sizeof(gdt));
+    memcpy(mem + 0x100000, code, sizeof(code));
+    struct kvm_sregs s;
+    CHECK(hv_vcpu_get_sregs(v, &s) == 0);
+    s.gdt.base = 0x1000;
+    s.gdt.limit = sizeof(gdt) - 1;
+    struct kvm_segment cs = { .base = 0, .limit = 0xffffffff, .selector = 8, .type = 11, .present = 1,
+                              .s = 1, .l = 1, .g = 1 };
+    struct kvm_segment ds = { .base = 0, .limit = 0xffffffff, .selector = 16, .type = 3, .present = 1,
+                              .s = 1, .db = 1, .g = 1 };
+    s.cs = cs;
+    s.ds = s.es = s.fs = s.gs = s.ss = ds;
+    s.cr3 = 0x10000;
+    s.cr4 = 0x20;
+    s.cr0 = 0x80050033;
+    s.efer = 0xd00;
+    CHECK(hv_vcpu_set_sregs(v, &s) == 0);
+    struct kvm_regs r;
+    memset(&r, 0, sizeof(r));
+    r.rip = 0x100000;
+    r.rsp = 0x80000;
+    r.rflags = 2;
+    CHECK(hv_vcpu_set_regs(v, &r) == 0);
+}
+
+static int test_vcpu_loop(void)
+{
+    int kvm = hv_kvm_open("/dev/kvm");
+    if (kvm < 0)
+        return -1;
+    char missing[128];
+    CHECK(hv_kvm_check(kvm, missing, sizeof(missing)) == 0);
+    struct hv_vm *vm;
+    CHECK(hv_vm_create(kvm, &vm) == 0);
+    void *host;
+    CHECK(hv_vm_map_ram(vm, 0, 0, 16 << 20, -1, 0, &host) == 0);
+    CHECK(hv_vm_map_ram(vm, 0, 0, 16 << 20, -1, 0, &host) < 0);   /* slot taken */
+    CHECK(strcmp(hv_last_op(), "map guest RAM") == 0);
+    CHECK(hv_vm_claim_ports(vm, 0x510, 4) == 0);
+    CHECK(hv_vm_claim_ports(vm, 0xfffe, 4) < 0);
+    struct hv_vcpu *v;
+    CHECK(hv_vcpu_create(vm, 0, &v) == 0);
+    struct {
+        struct kvm_cpuid2 c;
+        struct kvm_cpuid_entry2 e[256];
+    } cpuid = { .c.nent = 256 };
+    CHECK(hv_kvm_get_supported_cpuid(kvm, &cpuid.c) == 0);
+    CHECK(hv_vcpu_set_cpuid(v, &cpuid.c) == 0);
+    setup_long_mode(v, host);
+
+    struct hv_exit e;
+    memset(&e, 0, sizeof(e));
+    CHECK(hv_vcpu_run(v, &e) == 0);
+    CHECK(e.reason == HV_EXIT_IO && e.port == 0x510 && e.direction == HV_IO_OUT && e.data[0] == 7);
+    CHECK(hv_vcpu_run(v, &e) == 0);
+    CHECK(e.reason == HV_EXIT_DEBUG_EXIT && e.value == 42);
+
+    struct pollfd pfd = { .fd = hv_console_fd(vm), .events = POLLIN };
+    CHECK(poll(&pfd, 1, 0) == 1);
+    uint8_t buf[16];
+    CHECK(hv_console_read(vm, buf, sizeof(buf)) == 2 && buf[0] == 'h' && buf[1] == 'i');
+    CHECK(poll(&pfd, 1, 0) == 0);
+    struct kvm_regs r;
+    CHECK(hv_vcpu_get_regs(v, &r) == 0);
+    CHECK((r.rbx & 0xff) == 0x60 && (r.rcx & 0xff) == 0xff);
+
+    struct hv_vcpu_stats *s = hv_vcpu_stats(v);
+    CHECK(s->exits[KVM_EXIT_IO] == 6 && s->unassigned_io == 1 && s->python_exits == 2);
+
+    /* now it spins on port 0x80: a kick from another thread must bring it back */
+    pthread_t t;
+    struct kick_arg a = { v };
+    pthread_create(&t, NULL, kicker, &a);
+    CHECK(hv_vcpu_run(v, &e) == 0);
+    CHECK(e.reason == HV_EXIT_REQUEST);
+    pthread_join(t, NULL);
+    uint64_t port80 = 0;
+    for (int i = 0; i < HV_PORT_SLOTS; i++)
+        if (s->ports[i].used && s->ports[i].port == 0x80)
+            port80 = s->ports[i].count;
+    CHECK(port80 > 0);
+    CHECK(hv_vcpu_run(v, &e) == 0 && e.reason == HV_EXIT_REQUEST);   /* until cleared */
+    hv_vcpu_clear_request(v);
+    CHECK(hv_vcpu_thread_id(v) > 0);
+
+    uint8_t saved[256];
+    CHECK(hv_uart_state_size() <= sizeof(saved));
+    hv_uart_save(vm, saved);
+    CHECK(hv_uart_restore(vm, saved, hv_uart_state_size()) == 0);
+    CHECK(hv_uart_restore(vm, saved, 3) < 0);
+    CHECK(hv_vm_resident_bytes(vm) > 0);
+
+    hv_vcpu_destroy(v);
+    hv_vm_destroy(vm);
+    close(kvm);
+    return 0;
+}
+
+int main(void)
+{
+    test_uart();
+    test_ring();
+    test_i8042();
+    if (test_vcpu_loop() < 0) {
+        if (getenv("HVTUI_REQUIRE_KVM") && !strcmp(getenv("HVTUI_REQUIRE_KVM"), "1")) {
+            fprintf(stderr, "FAIL: /dev/kvm unusable and HVTUI_REQUIRE_KVM=1\n");
+            failed++;
+        } else {
+            fprintf(stderr, "skipped the KVM tests: /dev/kvm unusable (%s)\n", strerror(errno));
+        }
+    }
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}

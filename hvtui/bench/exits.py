@@ -1,0 +1,97 @@
+"""`hvtui bench exits`: how fast the monitor serves port-I/O exits.
+
+Three ways of running the same guest code (the exitbench image doing N `out`s) on a
+freshly built machine each time:
+  raw    - the floor: KVM_RUN in a bare C loop that ignores every exit (hv_bench_raw_loop);
+  c      - hvtui's hot path: hv_vcpu_run, which serves port 0x80 in C with its counters;
+  python - the same exits on a port owned by a Python device (the ScratchRegister), so
+           each one returns to Python and back.
+Runs are interleaved and each figure is the median of --runs; ratio = c / raw.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+
+from hvtui import images
+from hvtui._core import ffi, lib
+from hvtui.vmm.kvm import Kvm, check
+from hvtui.vmm.machine import PYDEV_PORT, Machine, MachineConfig
+
+
+def _machine(port: int, count: int) -> Machine:
+    cfg = MachineConfig(name="bench", image=images.resolve("exitbench"), memory_mib=16,
+                        cmdline=f"port={port:#x} count={count} cpl=0", watchdog_s=0)
+    return Machine(cfg)
+
+
+def run_raw(count: int) -> float:
+    m = _machine(0x80, count)
+    try:
+        n = ffi.new("uint64_t *")
+        t0 = time.perf_counter()
+        check(lib.hv_bench_raw_loop(m.vcpus[0].ptr, lib.HV_PORT_DEBUG_EXIT, n))
+        dt = time.perf_counter() - t0
+        return n[0] / dt
+    finally:
+        m.destroy()
+
+
+def _run_served(port: int, count: int) -> float:
+    m = _machine(port, count)
+    vcpu = m.vcpus[0]
+    try:
+        t0 = time.perf_counter()
+        while True:
+            e = vcpu.run()
+            if e.reason == lib.HV_EXIT_IO:
+                m._serve_io(e)
+            elif e.reason == lib.HV_EXIT_DEBUG_EXIT:
+                break
+            else:
+                raise RuntimeError(f"exitbench stopped with exit {e.reason}")
+        dt = time.perf_counter() - t0
+        return count / dt
+    finally:
+        m.destroy()
+
+
+def measure(runs: int = 5, count: int = 20000) -> dict:
+    kvm = Kvm.get()
+    raw, c, py = [], [], []
+    for _ in range(runs):
+        raw.append(run_raw(count))
+        c.append(_run_served(0x80, count))
+        py.append(_run_served(PYDEV_PORT, count))
+    med = statistics.median
+    return {
+        "kvm": kvm.kind,
+        "runs": runs,
+        "exits_per_run": count,
+        "raw_exits_per_s": round(med(raw)),
+        "c_exits_per_s": round(med(c)),
+        "python_exits_per_s": round(med(py)),
+        "ratio": round(med(c) / med(raw), 3),
+        "python_ratio": round(med(py) / med(raw), 3),
+        "raw_runs": [round(x) for x in raw],
+        "c_runs": [round(x) for x in c],
+        "python_runs": [round(x) for x in py],
+    }
+
+
+def main(args) -> int:
+    result = measure(args.runs, args.count)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    us = lambda rate: 1e6 / rate
+    print(f"KVM: {result['kvm']}   {result['runs']} runs x {result['exits_per_run']} port-I/O exits, medians")
+    print(f"  raw C KVM_RUN loop (floor)   {result['raw_exits_per_s']:>9,} exits/s  {us(result['raw_exits_per_s']):6.2f} us/exit")
+    print(f"  hvtui C hot path             {result['c_exits_per_s']:>9,} exits/s  {us(result['c_exits_per_s']):6.2f} us/exit"
+          f"  ratio {result['ratio']:.3f}")
+    print(f"  Python device                {result['python_exits_per_s']:>9,} exits/s  {us(result['python_exits_per_s']):6.2f} us/exit"
+          f"  ratio {result['python_ratio']:.3f}")
+    sys.stdout.flush()
+    return 0
