@@ -54,6 +54,17 @@ int hv_fail_errno(const char *op, int err);
 int hv_xioctl(int fd, unsigned long request, void *arg, const char *op);
 uint64_t hv_now_ns(void);
 
+/* A named get/set pair over one ioctl each: hv_<obj>_get_<name> and hv_<obj>_set_<name>. */
+#define HV_STATE_IOCTLS(obj, objtype, fd, name, type, GET, SET)                    \
+    int hv_##obj##_get_##name(objtype *o, type *s)                             \
+    {                                                                          \
+        return hv_xioctl(o->fd, GET, s, #GET);                                 \
+    }                                                                          \
+    int hv_##obj##_set_##name(objtype *o, type *s)                             \
+    {                                                                          \
+        return hv_xioctl(o->fd, SET, s, #SET);                                 \
+    }
+
 /* vm.c: the hot devices, called from the vCPU loop */
 int hv_vm_handle_io(struct hv_vm *vm, struct kvm_run *run, struct hv_exit *exit);
 #endif

@@ -257,24 +257,15 @@ int hv_bench_raw_loop(struct hv_vcpu *v, uint16_t stop_port, uint64_t *io_exits)
 
 /* ---- vCPU state: thin named wrappers, one ioctl each ---- */
 
-#define VCPU_STATE(name, type, GET, SET)                                       \
-    int hv_vcpu_get_##name(struct hv_vcpu *v, type *s)                         \
-    {                                                                          \
-        return hv_xioctl(v->fd, GET, s, #GET);                                 \
-    }                                                                          \
-    int hv_vcpu_set_##name(struct hv_vcpu *v, type *s)                         \
-    {                                                                          \
-        return hv_xioctl(v->fd, SET, s, #SET);                                 \
-    }
-VCPU_STATE(regs, struct kvm_regs, KVM_GET_REGS, KVM_SET_REGS)
-VCPU_STATE(sregs, struct kvm_sregs, KVM_GET_SREGS, KVM_SET_SREGS)
-VCPU_STATE(fpu, struct kvm_fpu, KVM_GET_FPU, KVM_SET_FPU)
-VCPU_STATE(xcrs, struct kvm_xcrs, KVM_GET_XCRS, KVM_SET_XCRS)
-VCPU_STATE(lapic, struct kvm_lapic_state, KVM_GET_LAPIC, KVM_SET_LAPIC)
-VCPU_STATE(events, struct kvm_vcpu_events, KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS)
-VCPU_STATE(mp_state, struct kvm_mp_state, KVM_GET_MP_STATE, KVM_SET_MP_STATE)
-VCPU_STATE(debugregs, struct kvm_debugregs, KVM_GET_DEBUGREGS, KVM_SET_DEBUGREGS)
-VCPU_STATE(msrs, struct kvm_msrs, KVM_GET_MSRS, KVM_SET_MSRS)
+HV_STATE_IOCTLS(vcpu, struct hv_vcpu, fd, regs, struct kvm_regs, KVM_GET_REGS, KVM_SET_REGS)
+HV_STATE_IOCTLS(vcpu, struct hv_vcpu, fd, sregs, struct kvm_sregs, KVM_GET_SREGS, KVM_SET_SREGS)
+HV_STATE_IOCTLS(vcpu, struct hv_vcpu, fd, fpu, struct kvm_fpu, KVM_GET_FPU, KVM_SET_FPU)
+HV_STATE_IOCTLS(vcpu, struct hv_vcpu, fd, xcrs, struct kvm_xcrs, KVM_GET_XCRS, KVM_SET_XCRS)
+HV_STATE_IOCTLS(vcpu, struct hv_vcpu, fd, lapic, struct kvm_lapic_state, KVM_GET_LAPIC, KVM_SET_LAPIC)
+HV_STATE_IOCTLS(vcpu, struct hv_vcpu, fd, events, struct kvm_vcpu_events, KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS)
+HV_STATE_IOCTLS(vcpu, struct hv_vcpu, fd, mp_state, struct kvm_mp_state, KVM_GET_MP_STATE, KVM_SET_MP_STATE)
+HV_STATE_IOCTLS(vcpu, struct hv_vcpu, fd, debugregs, struct kvm_debugregs, KVM_GET_DEBUGREGS, KVM_SET_DEBUGREGS)
+HV_STATE_IOCTLS(vcpu, struct hv_vcpu, fd, msrs, struct kvm_msrs, KVM_GET_MSRS, KVM_SET_MSRS)
 
 int hv_vcpu_get_xsave(struct hv_vcpu *v, void *buf, size_t len)
 {

@@ -137,18 +137,9 @@ int hv_vm_irq_line(struct hv_vm *vm, uint32_t irq, uint32_t level)
     return hv_xioctl(vm->vm_fd, KVM_IRQ_LINE, &l, "KVM_IRQ_LINE");
 }
 
-#define VM_STATE(name, type, GET, SET)                                         \
-    int hv_vm_get_##name(struct hv_vm *vm, type *s)                            \
-    {                                                                          \
-        return hv_xioctl(vm->vm_fd, GET, s, #GET);                             \
-    }                                                                          \
-    int hv_vm_set_##name(struct hv_vm *vm, type *s)                            \
-    {                                                                          \
-        return hv_xioctl(vm->vm_fd, SET, s, #SET);                             \
-    }
-VM_STATE(irqchip, struct kvm_irqchip, KVM_GET_IRQCHIP, KVM_SET_IRQCHIP)
-VM_STATE(pit2, struct kvm_pit_state2, KVM_GET_PIT2, KVM_SET_PIT2)
-VM_STATE(clock, struct kvm_clock_data, KVM_GET_CLOCK, KVM_SET_CLOCK)
+HV_STATE_IOCTLS(vm, struct hv_vm, vm_fd, irqchip, struct kvm_irqchip, KVM_GET_IRQCHIP, KVM_SET_IRQCHIP)
+HV_STATE_IOCTLS(vm, struct hv_vm, vm_fd, pit2, struct kvm_pit_state2, KVM_GET_PIT2, KVM_SET_PIT2)
+HV_STATE_IOCTLS(vm, struct hv_vm, vm_fd, clock, struct kvm_clock_data, KVM_GET_CLOCK, KVM_SET_CLOCK)
 
 int hv_vm_ioeventfd(struct hv_vm *vm, struct kvm_ioeventfd *ioeventfd)
 {
