@@ -125,6 +125,17 @@ void hv_uart_get_stats(struct hv_vm *vm, struct hv_uart_stats *out);
 size_t hv_uart_state_size(void);
 void hv_uart_save(struct hv_vm *vm, void *out);
 int hv_uart_restore(struct hv_vm *vm, const void *in, size_t len);
+size_t hv_i8042_state_size(void);
+void hv_i8042_save(struct hv_vm *vm, void *out);
+int hv_i8042_restore(struct hv_vm *vm, const void *in, size_t len);
+
+/* Snapshots (snapshot.c): the non-zero pages of a RAM slot out to fd at file_off + their
+   offset, holes elsewhere; runs[] gets (first page, count) pairs. Returns the number of
+   runs, -ENOSPC when more than max_runs. hint: runs of pages that may hold data unseen
+   by /proc/self/pagemap (a restored guest's file-backed RAM), or NULL. */
+int hv_vm_save_ram(struct hv_vm *vm, uint32_t slot, int fd, uint64_t file_off,
+                   const uint64_t *hint, uint64_t hint_runs,
+                   uint64_t *runs, uint64_t max_runs, uint64_t *pages_written);
 
 /* vCPUs */
 int hv_vcpu_create(struct hv_vm *vm, uint32_t index, struct hv_vcpu **out);
@@ -133,6 +144,7 @@ int hv_vcpu_fd(struct hv_vcpu *vcpu);
 int hv_vcpu_run(struct hv_vcpu *vcpu, struct hv_exit *exit);   /* releases the GIL (cffi) */
 void hv_vcpu_kick(struct hv_vcpu *vcpu);              /* sets the request flag, immediate_exit and signals the thread */
 void hv_vcpu_clear_request(struct hv_vcpu *vcpu);
+int hv_vcpu_complete_io(struct hv_vcpu *vcpu);        /* finish a pending I/O exit without running the guest (parked vCPU) */
 struct hv_vcpu_stats *hv_vcpu_stats(struct hv_vcpu *vcpu);
 int hv_vcpu_thread_id(struct hv_vcpu *vcpu);          /* Linux tid of the thread last in hv_vcpu_run, 0 before */
 int hv_bench_raw_loop(struct hv_vcpu *vcpu, uint16_t stop_port, uint64_t *io_exits);

@@ -109,6 +109,30 @@ void hv_vcpu_clear_request(struct hv_vcpu *v)
     pthread_mutex_unlock(&v->kick_lock);
 }
 
+/*
+ * A vCPU that left KVM_RUN on an I/O or MMIO exit has the instruction half done: KVM
+ * finishes it (writes rax, moves rip) on the next KVM_RUN. Before its state is saved,
+ * one KVM_RUN with immediate_exit set completes it and returns EINTR without running
+ * the guest. Only for a vCPU that is not inside hv_vcpu_run (parked or never started).
+ */
+int hv_vcpu_complete_io(struct hv_vcpu *v)
+{
+    pthread_mutex_lock(&v->kick_lock);
+    if (v->in_run) {
+        pthread_mutex_unlock(&v->kick_lock);
+        return hv_fail_errno("complete pending I/O (vCPU is running)", EBUSY);
+    }
+    uint8_t saved = v->run->immediate_exit;
+    v->run->immediate_exit = 1;
+    int r = ioctl(v->fd, KVM_RUN, 0);
+    int err = errno;
+    v->run->immediate_exit = saved;
+    pthread_mutex_unlock(&v->kick_lock);
+    if (r < 0 && err != EINTR && err != EAGAIN)
+        return hv_fail_errno("KVM_RUN (complete pending I/O)", err);
+    return 0;
+}
+
 static void count_port(struct hv_vcpu_stats *s, uint16_t port)
 {
     unsigned h = (port * 2654435761u) >> 27;   /* 32 slots */

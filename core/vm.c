@@ -259,6 +259,32 @@ int hv_uart_restore(struct hv_vm *vm, const void *in, size_t len)
     return 0;
 }
 
+size_t hv_i8042_state_size(void)
+{
+    return sizeof(struct i8042);
+}
+
+void hv_i8042_save(struct hv_vm *vm, void *out)
+{
+    pthread_mutex_lock(&vm->i8042_lock);
+    memcpy(out, &vm->kbd, sizeof(vm->kbd));
+    pthread_mutex_unlock(&vm->i8042_lock);
+}
+
+int hv_i8042_restore(struct hv_vm *vm, const void *in, size_t len)
+{
+    struct i8042 k;
+    if (len != sizeof(k))
+        return hv_fail_errno("restore i8042 state", EINVAL);
+    memcpy(&k, in, sizeof(k));
+    if (k.output_full > 1)
+        return hv_fail_errno("restore i8042 state", EINVAL);
+    pthread_mutex_lock(&vm->i8042_lock);
+    vm->kbd = k;
+    pthread_mutex_unlock(&vm->i8042_lock);
+    return 0;
+}
+
 /* ---- the hot port-I/O dispatch ---- */
 
 static uint64_t le_value(const uint8_t *data, uint8_t size)

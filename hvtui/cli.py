@@ -34,6 +34,8 @@ def _positive_int(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hvtui", description="A Type-2 hypervisor you drive from a terminal.")
+    p.add_argument("--fleet", metavar="FILE.toml", default=None,
+                   help="with no subcommand: the TUI starts the guests of this file ([[guest]] tables)")
     sub = p.add_subparsers(dest="command")
 
     run = sub.add_parser("run", help="run one guest with its console on this terminal")
@@ -45,8 +47,27 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--name", default="", help="guest name (for the log file)")
     run.add_argument("--watchdog", type=float, default=5.0, metavar="S",
                      help="crash a vCPU stuck S seconds with interrupts off and no exits (0: off)")
+    run.add_argument("--disk", default=None, metavar="FILE",
+                     help="a host file as the guest's disk: virtio-blk, and the emulated ATA disk")
+    run.add_argument("--disk-readonly", action="store_true", help="the disk refuses writes")
     run.add_argument("--log-dir", default=None, help="where console logs go")
     run.add_argument("-v", "--verbose", action="store_true", help="monitor messages on stderr")
+    run.add_argument("--snapshot-after", type=float, default=None, metavar="S",
+                     help="take a live snapshot S seconds in (the guest goes on); needs --snapshot-to")
+    run.add_argument("--snapshot-to", default=None, metavar="FILE", help="where --snapshot-after saves")
+
+    restore = sub.add_parser("restore", help="continue a snapshot as a new guest, console on this terminal")
+    restore.add_argument("file", help="a snapshot file (hvtui run --snapshot-to, or the TUI)")
+    restore.add_argument("--name", default="", help="guest name (default: the snapshot's)")
+    restore.add_argument("--timeout", type=float, default=None, metavar="S", help="stop the guest after S seconds (exit 124)")
+    restore.add_argument("--log-dir", default=None, help="where console logs go")
+    restore.add_argument("-v", "--verbose", action="store_true", help="monitor messages on stderr")
+
+    snap = sub.add_parser("snapshot", help="inspect snapshot files")
+    snap_sub = snap.add_subparsers(dest="snapshot_command", required=True)
+    info = snap_sub.add_parser("info", help="verify a snapshot and show what it holds")
+    info.add_argument("file")
+    info.add_argument("--json", action="store_true")
 
     sub.add_parser("images", help="list the built-in guest images")
 
@@ -56,6 +77,21 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--json", action="store_true")
     ex.add_argument("--runs", type=_positive_int, default=5)
     ex.add_argument("--count", type=_positive_int, default=20000, help="exits per run")
+    pv = bench_sub.add_parser("pv", help="disk throughput and exits/MiB: virtio-blk vs emulated ATA PIO")
+    pv.add_argument("--json", action="store_true")
+    pv.add_argument("--runs", type=_positive_int, default=5)
+    pv.add_argument("--pv-mib", type=_positive_int, default=16, help="MiB through virtio-blk per direction")
+    pv.add_argument("--emu-kib", type=_positive_int, default=256, help="KiB through the ATA disk per direction")
+    sb = bench_sub.add_parser("snapshot", help="snapshot save/restore time and file size at 64 MiB..4 GiB")
+    sb.add_argument("--json", action="store_true")
+    sb.add_argument("--runs", type=_positive_int, default=5)
+    sb.add_argument("--sizes", default="64,256,1024,4096", metavar="MiB,...", help="guest sizes in MiB")
+    sb.add_argument("--touched", default="16,64", metavar="MiB,...",
+                    help="also save/restore the middle size with this much memory written (\"\" for none)")
+    tb = bench_sub.add_parser("tui", help="the TUI headless with busy guests: main-thread CPU, key-to-screen latency")
+    tb.add_argument("--json", action="store_true")
+    tb.add_argument("--guests", type=_positive_int, default=16)
+    tb.add_argument("--seconds", type=float, default=30.0)
     return p
 
 
@@ -84,16 +120,21 @@ async def _run(args) -> int:
 
     out = sys.stdout.buffer
     async with Host(log_dir=args.log_dir) as host:
-        spec = GuestSpec(image=args.image, name=args.name, memory_mib=args.memory, vcpus=args.vcpus,
-                         cmdline=args.cmdline, watchdog_s=args.watchdog)
-        guest = await host.create(spec, start=False)
+        if args.command == "restore":
+            guest = await host.restore(args.file, name=args.name or None, start=False)
+        else:
+            spec = GuestSpec(image=args.image, name=args.name, memory_mib=args.memory, vcpus=args.vcpus,
+                             cmdline=args.cmdline, watchdog_s=args.watchdog,
+                         disk=args.disk, disk_readonly=args.disk_readonly)
+            guest = await host.create(spec, start=False)
+        cfg = guest.machine.config
 
         def to_stdout(data: bytes) -> None:
             out.write(data)
             out.flush()
         host.console_subscribe(guest.name, to_stdout)
         if args.verbose:
-            _say(f"{guest.name}: {args.memory} MiB, {args.vcpus} vCPU(s), log {guest.log_path}")
+            _say(f"{guest.name}: {cfg.memory_mib} MiB, {cfg.vcpus} vCPU(s), log {guest.log_path}")
 
         loop = asyncio.get_running_loop()
         detached = asyncio.Event()
@@ -121,6 +162,9 @@ async def _run(args) -> int:
             guest.machine.start()
             ended = asyncio.create_task(host.wait_until_ended(guest.name))
             waiters = {ended, asyncio.create_task(detached.wait())}
+            snap_failed: list[str] = []
+            if getattr(args, "snapshot_after", None) is not None:
+                waiters.add(asyncio.create_task(_live_snapshot(host, guest, args, snap_failed)))
             done, _ = await asyncio.wait(waiters, timeout=args.timeout, return_when=asyncio.FIRST_COMPLETED)
             if stdin_fd is not None:
                 with contextlib.suppress(Exception):
@@ -134,8 +178,12 @@ async def _run(args) -> int:
                 if detached.is_set():
                     _say(f"{guest.name}: detached (Ctrl-]); guest stopped")
                     return EXIT_INTERRUPT
+                if snap_failed:
+                    return EXIT_ERROR
                 _say(f"{guest.name}: timed out after {args.timeout:g}s; guest stopped")
                 return EXIT_TIMEOUT
+        if snap_failed:
+            return EXIT_ERROR
 
         m = guest.machine
         if m.state == State.CRASHED:
@@ -152,6 +200,46 @@ async def _run(args) -> int:
         return m.exit_code & 0xFF
 
 
+async def _live_snapshot(host, guest, args, failed: list) -> None:
+    """--snapshot-after: save once, S seconds in, and let the guest go on. On failure say
+    why and stop the guest (the run then exits 1)."""
+    await asyncio.sleep(args.snapshot_after)
+    if not guest.state.live:
+        return
+    try:
+        info = await host.snapshot(guest.name, args.snapshot_to)
+    except HvError as e:
+        failed.append(str(e))
+        _say(str(e))
+        await host.stop(guest.name)
+        return
+    if args.verbose:
+        _say(f"{guest.name}: snapshot {info['path']} ({info['data_bytes'] >> 10} KiB of memory, "
+             f"{info['save_ms']:.1f} ms)")
+    await asyncio.Event().wait()     # stay pending: only the guest's end or the timeout ends the run
+
+
+def _snapshot_info(args) -> int:
+    import json
+    import time
+    from hvtui.vmm import snapshot
+    from hvtui.vmm.kvm import Kvm
+    info = snapshot.verify(args.file, Kvm.get())
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"{info['path']}: hvtui snapshot, format {info['format']}, verified")
+    print(f"  taken     {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(info['created']))} on KVM ({info['kvm']}), "
+          f"CPUID {info['cpuid_fingerprint'][:12]} (this host)")
+    print(f"  guest     {info['name']}: {info['image']}, {info['memory_mib']} MiB, {info['vcpus']} vCPU(s), "
+          f"cmdline {info['cmdline']!r}")
+    print(f"  vCPUs     " + ", ".join(f"{i}: rip={rip:#x}" for i, rip in enumerate(info['rip'])))
+    print(f"  devices   {', '.join(info['devices'])}")
+    print(f"  memory    {info['data_bytes'] >> 10} KiB of data in {info['memory_mib']} MiB, "
+          f"file {info['file_size']} bytes ({info['allocated_bytes'] >> 10} KiB on disk)")
+    return 0
+
+
 def _images() -> int:
     width = max(len(n) for n in images.BUILTINS)
     for name, img in images.BUILTINS.items():
@@ -163,6 +251,15 @@ def _bench(args) -> int:
     if args.bench == "exits":
         from hvtui.bench.exits import main as bench_exits
         return bench_exits(args)
+    if args.bench == "snapshot":
+        from hvtui.bench.snapshot import main as bench_snapshot
+        return bench_snapshot(args)
+    if args.bench == "pv":
+        from hvtui.bench.pv import main as bench_pv
+        return bench_pv(args)
+    if args.bench == "tui":
+        from hvtui.tui.bench import main as bench_tui
+        return bench_tui(args)
     return 2
 
 
@@ -170,8 +267,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        if args.command == "run":
+        if args.command == "run" and (args.snapshot_after is None) != (args.snapshot_to is None):
+            parser.error("--snapshot-after and --snapshot-to go together")
+        if args.command in ("run", "restore"):
             return asyncio.run(_run(args))
+        if args.command == "snapshot":
+            return _snapshot_info(args)
         if args.command == "images":
             return _images()
         if args.command == "bench":

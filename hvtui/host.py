@@ -22,6 +22,7 @@ import psutil
 
 from hvtui import images
 from hvtui.errors import ConfigError, StateError
+from hvtui.vmm import snapshot
 from hvtui.vmm.exits import CrashReport
 from hvtui.vmm.machine import Machine, MachineConfig, MachineSample, State
 
@@ -43,7 +44,10 @@ class GuestSpec:
     vcpus: int = 1
     cmdline: str | None = None      # None: the image's default
     watchdog_s: float = 5.0
+    disk: str | None = None         # host file for virtio-blk and the emulated ATA disk
+    disk_readonly: bool = False
 
+SERIAL, HVC = "serial", "hvc0"      # a guest's two consoles: COM1 and its virtio-console
 
 @dataclass
 class HostEvent:
@@ -64,14 +68,17 @@ class VcpuRates:
 class Guest:
     """What the host keeps about one guest, live or ended."""
 
-    def __init__(self, spec: GuestSpec, machine: Machine, log_path: Path):
+    def __init__(self, spec: GuestSpec, machine: Machine, log_path: Path, append: bool = False):
         self.spec = spec
         self.name = spec.name
         self.machine = machine
         self.log_path = log_path
-        self.log = open(log_path, "wb")
+        self.log = open(log_path, "ab" if append else "wb")   # a restored guest's log goes on
         self.history = bytearray()
         self.console_subscribers: list[Callable[[bytes], None]] = []
+        self.hvc_history = bytearray()
+        self.hvc_subscribers: list[Callable[[bytes], None]] = []
+        self.hvc_log = open(log_path.with_suffix(".hvc0.log"), "ab" if append else "wb")
         self.pending_input = bytearray()
         self.created_at = time.monotonic()
         self.last_sample: MachineSample | None = None
@@ -196,15 +203,60 @@ class Host:
         path = images.resolve(spec.image)
         cmdline = images.default_cmdline(spec.image) if spec.cmdline is None else spec.cmdline
         config = MachineConfig(name=spec.name, image=path, memory_mib=spec.memory_mib,
-                               vcpus=spec.vcpus, cmdline=cmdline, watchdog_s=spec.watchdog_s)
+                               vcpus=spec.vcpus, cmdline=cmdline, watchdog_s=spec.watchdog_s,
+                               disk=spec.disk, disk_readonly=spec.disk_readonly)
         machine = await asyncio.to_thread(Machine, config, self._on_machine_event)
-        guest = Guest(spec, machine, self.log_dir / f"{spec.name}.log")
+        return self._adopt(spec, machine, start)
+
+    def _adopt(self, spec: GuestSpec, machine: Machine, start: bool, **info) -> Guest:
+        restored = info.get("restored_from")
+        guest = Guest(spec, machine, self.log_dir / f"{spec.name}.log", append=bool(restored))
+        if restored:
+            guest.log.write(f"\n[hvtui] restored from {restored}\n".encode())
+            guest.log.flush()
         self.guests[spec.name] = guest
         self._loop.add_reader(machine.console_fd, self._drain, guest)
-        self._publish(HostEvent("created", spec.name, machine.state))
+        self._loop.add_reader(machine.hvc_fd, self._drain_hvc, guest)
+        self._publish(HostEvent("created", spec.name, machine.state, info))
         if start:
             machine.start()
         return guest
+
+    # ---- snapshots ----
+    async def snapshot(self, name: str, path: str | os.PathLike) -> dict:
+        """Save a live guest to path (a running one pauses, is saved, resumes). Returns the
+        summary of snapshot.write, with console_offset: the console bytes it had sent."""
+        guest = self.get(name)
+        info = await asyncio.to_thread(guest.machine.snapshot, os.fspath(path))
+        self._publish(HostEvent("snapshot", name, guest.state, info))
+        return info
+
+    async def restore(self, path: str | os.PathLike, name: str | None = None, start: bool = True) -> Guest:
+        """A new guest continuing the snapshot at path. The file is verified (and this host's
+        CPU checked) before anything is created. Default name: the snapshot's, or a free variant."""
+        if self._loop is None:
+            self.start()
+        path = os.fspath(path)
+        if name is not None and name in self.guests:
+            raise ConfigError(f"a guest named {name!r} already exists")
+
+        def build() -> Machine:
+            with snapshot.open_snapshot(path) as snap:
+                base = snap.config["name"]
+                chosen = name or (base if base not in self.guests else self._unique_name(base))
+                return Machine.from_snapshot(snap, chosen, self._on_machine_event)
+        machine = await asyncio.to_thread(build)
+        if machine.name in self.guests:      # taken while we built it
+            machine.destroy()
+            raise ConfigError(f"a guest named {machine.name!r} already exists")
+        c = machine.config
+        spec = GuestSpec(image=c.image, name=c.name, memory_mib=c.memory_mib, vcpus=c.vcpus,
+                         cmdline=c.cmdline, watchdog_s=c.watchdog_s)
+        return self._adopt(spec, machine, start, restored_from=path)
+
+    async def clone(self, path: str | os.PathLike, names: list[str], start: bool = True) -> list[Guest]:
+        """Restore the same snapshot once per name: independent guests side by side."""
+        return [await self.restore(path, name=n, start=start) for n in names]
 
     def get(self, name: str) -> Guest:
         try:
@@ -233,11 +285,14 @@ class Host:
         await asyncio.to_thread(guest.machine.join, 5.0)
         self._drain(guest)
         self._loop.remove_reader(guest.machine.console_fd)
+        self._loop.remove_reader(guest.machine.hvc_fd)
+        self._drain_hvc(guest)
         task = self._input_tasks.pop(name, None)
         if task:
             task.cancel()
         guest.machine.destroy()
         guest.log.close()
+        guest.hvc_log.close()
         del self.guests[name]
         self._publish(HostEvent("removed", name))
 
@@ -259,20 +314,43 @@ class Host:
             except Exception:
                 pass
 
-    def console_subscribe(self, name: str, callback: Callable[[bytes], None]) -> Callable[[], None]:
+    def _drain_hvc(self, guest: Guest) -> None:
+        data = guest.machine.read_hvc()
+        if not data:
+            return
+        guest.hvc_history += data
+        if len(guest.hvc_history) > HISTORY_BYTES:
+            del guest.hvc_history[:len(guest.hvc_history) - HISTORY_BYTES]
+        if not guest.hvc_log.closed:
+            guest.hvc_log.write(data)
+            guest.hvc_log.flush()
+        for cb in list(guest.hvc_subscribers):
+            try:
+                cb(data)
+            except Exception:
+                pass
+
+    def console_subscribe(self, name: str, callback: Callable[[bytes], None],
+                          console: str = SERIAL) -> Callable[[], None]:
+        """Call callback with every chunk the guest writes to console (SERIAL or HVC)."""
         guest = self.get(name)
-        guest.console_subscribers.append(callback)
+        subscribers = guest.hvc_subscribers if console == HVC else guest.console_subscribers
+        subscribers.append(callback)
 
         def unsubscribe():
-            if callback in guest.console_subscribers:
-                guest.console_subscribers.remove(callback)
+            if callback in subscribers:
+                subscribers.remove(callback)
         return unsubscribe
 
-    def send_input(self, name: str, data: bytes) -> None:
-        """Queue bytes for the guest's COM1; they enter its 64-byte FIFO as it drains."""
+    def send_input(self, name: str, data: bytes, console: str = SERIAL) -> None:
+        """Queue bytes for the guest's COM1 (they enter its 64-byte FIFO as it drains), or
+        for its virtio-console (delivered as the guest posts receive buffers)."""
         guest = self.get(name)
         if not guest.state.live:
             raise StateError(f"{name} is {guest.state.value}; it takes no input")
+        if console == HVC:
+            guest.machine.push_hvc_input(data)
+            return
         guest.pending_input += data
         task = self._input_tasks.get(name)
         if task is None or task.done():
@@ -286,13 +364,14 @@ class Host:
                 await asyncio.sleep(INPUT_RETRY_S)
 
     async def wait_for_output(self, name: str, needle: bytes, timeout: float = 10.0,
-                              start: int = 0) -> int:
+                              start: int = 0, console: str = SERIAL) -> int:
         """Wait until needle appears in the guest's console after offset start; its offset."""
         guest = self.get(name)
         deadline = self._loop.time() + timeout
         while True:
             self._drain(guest)
-            i = guest.history.find(needle, start)
+            self._drain_hvc(guest)
+            i = (guest.hvc_history if console == HVC else guest.history).find(needle, start)
             if i >= 0:
                 return i
             if self._loop.time() > deadline:

@@ -147,6 +147,39 @@ static void setup_long_mode(struct hv_vcpu *v, uint8_t *mem)
     CHECK(hv_vcpu_set_regs(v, &r) == 0);
 }
 
+/* hv_vm_save_ram: non-zero pages only, as sorted runs, at their offsets; hints honoured. */
+static void test_save_ram(struct hv_vm *vm, uint8_t *mem)
+{
+    FILE *f = tmpfile();
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    int fd = fileno(f);
+    memset(mem + 0x800000, 0xab, 3 * 4096);          /* pages 0x800..0x802: one run */
+    mem[0x900000 + 17] = 1;                          /* page 0x900 */
+    uint64_t runs[2 * 64], pages = 0;
+    int n = hv_vm_save_ram(vm, 0, fd, 4096, NULL, 0, runs, 64, &pages);
+    CHECK(n > 0);
+    int found_run = 0, found_page = 0, sorted = 1;
+    for (int i = 0; i < n; i++) {
+        found_run |= runs[2 * i] == 0x800 && runs[2 * i + 1] == 3;
+        found_page |= runs[2 * i] == 0x900 && runs[2 * i + 1] == 1;
+        if (i && runs[2 * i] <= runs[2 * i - 2] + runs[2 * i - 1] - 1)
+            sorted = 0;
+    }
+    CHECK(found_run && found_page && sorted);
+    uint8_t byte = 0;
+    CHECK(pread(fd, &byte, 1, 4096 + 0x900000 + 17) == 1 && byte == 1);
+    CHECK(hv_vm_save_ram(vm, 0, fd, 4096, NULL, 0, runs, 1, &pages) == -ENOSPC);
+    CHECK(hv_vm_save_ram(vm, 0, fd, 100, NULL, 0, runs, 64, &pages) < 0);      /* unaligned */
+    CHECK(hv_vm_save_ram(vm, 5, fd, 4096, NULL, 0, runs, 64, &pages) < 0);     /* no such slot */
+    mem[0x900000 + 17] = 0;                          /* zero again: no longer saved */
+    uint64_t hint[2] = { 0xa00, 4 };                 /* hinted zero pages stay holes too */
+    int m = hv_vm_save_ram(vm, 0, fd, 4096, hint, 1, runs, 64, &pages);
+    CHECK(m == n - 1);
+    fclose(f);
+}
+
 static int test_vcpu_loop(void)
 {
     int kvm = hv_kvm_open("/dev/kvm");
@@ -212,6 +245,12 @@ static int test_vcpu_loop(void)
     hv_uart_save(vm, saved);
     CHECK(hv_uart_restore(vm, saved, hv_uart_state_size()) == 0);
     CHECK(hv_uart_restore(vm, saved, 3) < 0);
+    CHECK(hv_i8042_state_size() <= sizeof(saved));
+    hv_i8042_save(vm, saved);
+    CHECK(hv_i8042_restore(vm, saved, hv_i8042_state_size()) == 0);
+    CHECK(hv_i8042_restore(vm, saved, 1) < 0);
+    CHECK(hv_vcpu_complete_io(v) == 0);      /* parked: completes the last exit, runs nothing */
+    test_save_ram(vm, host);
     CHECK(hv_vm_resident_bytes(vm) > 0);
 
     hv_vcpu_destroy(v);

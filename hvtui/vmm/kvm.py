@@ -7,6 +7,7 @@ what to do.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import threading
 
@@ -80,6 +81,21 @@ class Kvm:
             ]
         return self._cpuid
 
+    def cpuid_fingerprint(self) -> str:
+        """SHA-256 of KVM's supported CPUID: equal on hosts whose guests see the same CPU.
+        The fields that name the host core the call ran on (APIC IDs) are left out."""
+        norm = []
+        for function, index, flags, eax, ebx, ecx, edx in sorted(self.supported_cpuid()):
+            if function == 1:
+                ebx &= 0x00FFFFFF                 # initial APIC ID
+            elif function in (0xB, 0x1F):
+                edx = 0                           # x2APIC ID
+            elif function == 0x8000001E:
+                eax = ebx = ecx = 0               # AMD extended APIC, core and node IDs
+            norm.append((function, index, flags, eax, ebx, ecx, edx))
+        text = ";".join(",".join(f"{v:x}" for v in e) for e in norm)
+        return hashlib.sha256(text.encode()).hexdigest()
+
     def msr_index_list(self) -> list[int]:
         n = 1024
         buf = ffi.new("char[]", ffi.sizeof("struct kvm_msr_list") + 4 * n)
@@ -113,6 +129,18 @@ class Vm:
     def irq_line(self, irq: int, level: int) -> None:
         check(lib.hv_vm_irq_line(self.ptr, irq, level))
 
+    def ioeventfd(self, addr: int, length: int, fd: int, datamatch: int | None = None, pio: bool = False) -> None:
+        """A guest write of length bytes at addr (matching datamatch) signals fd, with no exit."""
+        flags = (lib.KVM_IOEVENTFD_FLAG_PIO if pio else 0) | (
+            lib.KVM_IOEVENTFD_FLAG_DATAMATCH if datamatch is not None else 0)
+        ev = ffi.new("struct kvm_ioeventfd *", {"addr": addr, "len": length, "fd": fd, "flags": flags,
+                                                "datamatch": datamatch or 0})
+        check(lib.hv_vm_ioeventfd(self.ptr, ev), f"{addr:#x}")
+
+    def irqfd(self, fd: int, gsi: int) -> None:
+        """Each write to fd raises interrupt line gsi (in the kernel, no monitor thread)."""
+        check(lib.hv_vm_irqfd(self.ptr, ffi.new("struct kvm_irqfd *", {"fd": fd, "gsi": gsi})), f"GSI {gsi}")
+
     def resident_bytes(self) -> int:
         return lib.hv_vm_resident_bytes(self.ptr)
 
@@ -136,10 +164,51 @@ class Vm:
         return {"tx_bytes": s.tx_bytes, "rx_bytes": s.rx_bytes,
                 "rx_overruns": s.rx_overruns, "console_dropped": s.console_dropped}
 
+    # ---- snapshot state: the in-kernel irqchip, PIT and clock, and the devices kept in C ----
+    IRQCHIPS = ("KVM_IRQCHIP_PIC_MASTER", "KVM_IRQCHIP_PIC_SLAVE", "KVM_IRQCHIP_IOAPIC")
+
+    def save(self) -> dict:
+        """The VM-wide state as raw kvm structs and device blobs (bytes)."""
+        chips = []
+        for name in self.IRQCHIPS:
+            chip = ffi.new("struct kvm_irqchip *", {"chip_id": getattr(lib, name)})
+            check(lib.hv_vm_get_irqchip(self.ptr, chip))
+            chips.append(bytes(ffi.buffer(chip)))
+        pit = ffi.new("struct kvm_pit_state2 *")
+        check(lib.hv_vm_get_pit2(self.ptr, pit))
+        clock = ffi.new("struct kvm_clock_data *")
+        check(lib.hv_vm_get_clock(self.ptr, clock))
+        uart = ffi.new("char[]", lib.hv_uart_state_size())
+        lib.hv_uart_save(self.ptr, uart)
+        kbd = ffi.new("char[]", lib.hv_i8042_state_size())
+        lib.hv_i8042_save(self.ptr, kbd)
+        return {"irqchip": chips, "pit2": bytes(ffi.buffer(pit)), "clock": bytes(ffi.buffer(clock)),
+                "uart": bytes(ffi.buffer(uart)), "i8042": bytes(ffi.buffer(kbd))}
+
+    def restore(self, state: dict) -> None:
+        """Put back what save() returned (sizes checked: a blob of the wrong size raises ValueError)."""
+        for blob in state["irqchip"]:
+            check(lib.hv_vm_set_irqchip(self.ptr, _struct("struct kvm_irqchip *", blob)))
+        check(lib.hv_vm_set_pit2(self.ptr, _struct("struct kvm_pit_state2 *", state["pit2"])))
+        clock = _struct("struct kvm_clock_data *", state["clock"])
+        clock.flags = 0          # only the clock value; KVM refuses or reinterprets the rest
+        check(lib.hv_vm_set_clock(self.ptr, clock))
+        check(lib.hv_uart_restore(self.ptr, state["uart"], len(state["uart"])))
+        check(lib.hv_i8042_restore(self.ptr, state["i8042"], len(state["i8042"])))
+
     def destroy(self) -> None:
         if self.ptr is not None:
             lib.hv_vm_destroy(self.ptr)
             self.ptr = None
+
+
+def _struct(ctype: str, blob: bytes):
+    """A new C struct filled from saved bytes, which must be exactly its size."""
+    s = ffi.new(ctype)
+    if len(blob) != ffi.sizeof(s[0]):
+        raise ValueError(f"{ctype.rstrip(' *')}: {len(blob)} bytes saved, {ffi.sizeof(s[0])} expected")
+    ffi.buffer(s)[:] = blob
+    return s
 
 
 class Vcpu:
@@ -211,6 +280,78 @@ class Vcpu:
         if lib.hv_vcpu_translate(self.ptr, tr) < 0 or not tr.valid:
             return None
         return tr.physical_address
+
+    # ---- snapshot state ----
+    _BLOBS = (  # name, C type, getter, setter; restored in this order, then MSRs, MP state, events
+        ("sregs", "struct kvm_sregs *", "hv_vcpu_get_sregs", "hv_vcpu_set_sregs"),
+        ("regs", "struct kvm_regs *", "hv_vcpu_get_regs", "hv_vcpu_set_regs"),
+        ("fpu", "struct kvm_fpu *", "hv_vcpu_get_fpu", "hv_vcpu_set_fpu"),
+        ("xcrs", "struct kvm_xcrs *", "hv_vcpu_get_xcrs", "hv_vcpu_set_xcrs"),
+        ("debugregs", "struct kvm_debugregs *", "hv_vcpu_get_debugregs", "hv_vcpu_set_debugregs"),
+        ("lapic", "struct kvm_lapic_state *", "hv_vcpu_get_lapic", "hv_vcpu_set_lapic"),
+    )
+
+    def get_msrs(self, indices: list[int]) -> list[tuple[int, int]]:
+        """(index, value) of each MSR KVM lets us read; it stops at the first it refuses: skip that one."""
+        out, todo = [], list(indices)
+        while todo:
+            msrs, _buf = self._msrs([(i, 0) for i in todo])
+            got = check(lib.hv_vcpu_get_msrs(self.ptr, msrs))
+            out += [(msrs.entries[k].index, msrs.entries[k].data) for k in range(got)]
+            todo = todo[got + 1:]
+        return out
+
+    def set_msrs(self, pairs: list[tuple[int, int]]) -> None:
+        msrs, _buf = self._msrs(pairs)
+        done = check(lib.hv_vcpu_set_msrs(self.ptr, msrs))
+        if done < len(pairs):
+            index, value = pairs[done]
+            raise KvmError("KVM_SET_MSRS", errno.EINVAL, f"MSR {index:#x} refused the value {value:#x}")
+
+    @staticmethod
+    def _msrs(pairs):
+        """A struct kvm_msrs holding pairs, and the buffer that owns it (keep both alive)."""
+        buf = ffi.new("char[]", ffi.sizeof("struct kvm_msrs") + len(pairs) * ffi.sizeof("struct kvm_msr_entry"))
+        msrs = ffi.cast("struct kvm_msrs *", buf)
+        msrs.nmsrs = len(pairs)
+        for k, (index, value) in enumerate(pairs):
+            msrs.entries[k].index, msrs.entries[k].data = index, value
+        return msrs, buf
+
+    def save(self) -> dict:
+        """Every piece of vCPU state KVM exposes, as raw structs (bytes), MSRs and MP state.
+        The vCPU must not be running; a half-done I/O exit is completed first."""
+        check(lib.hv_vcpu_complete_io(self.ptr))
+        state = {}
+        for name, ctype, get, _ in self._BLOBS:
+            s = ffi.new(ctype)
+            check(getattr(lib, get)(self.ptr, s))
+            state[name] = bytes(ffi.buffer(s))
+        size = self.vm.kvm.xsave_size
+        if size:
+            buf = ffi.new("char[]", size)
+            check(lib.hv_vcpu_get_xsave(self.ptr, buf, size))
+            state["xsave"] = bytes(ffi.buffer(buf, size))
+        events = ffi.new("struct kvm_vcpu_events *")
+        check(lib.hv_vcpu_get_events(self.ptr, events))
+        state["events"] = bytes(ffi.buffer(events))
+        state["msrs"] = self.get_msrs(self.vm.kvm.msr_index_list())
+        state["mp_state"] = self.get_mp_state()
+        return state
+
+    def restore(self, state: dict) -> None:
+        """Put back what save() returned, on a vCPU whose CPUID is already set."""
+        for name, ctype, _, set_ in self._BLOBS:
+            check(getattr(lib, set_)(self.ptr, _struct(ctype, state[name])))
+        if "xsave" in state:
+            blob = state["xsave"]
+            if len(blob) != self.vm.kvm.xsave_size:
+                raise ValueError(f"xsave: {len(blob)} bytes saved, {self.vm.kvm.xsave_size} expected")
+            buf = ffi.new("char[]", blob)
+            check(lib.hv_vcpu_set_xsave(self.ptr, buf, len(blob)))
+        self.set_msrs(state["msrs"])
+        self.set_mp_state(state["mp_state"])
+        check(lib.hv_vcpu_set_events(self.ptr, _struct("struct kvm_vcpu_events *", state["events"])))
 
     def destroy(self) -> None:
         if self.ptr is not None:

@@ -8,7 +8,9 @@ reported through on_event(machine, event, info) from whichever thread made them.
 """
 from __future__ import annotations
 
+import dataclasses
 import enum
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -16,9 +18,16 @@ from dataclasses import dataclass, field
 import psutil
 
 from hvtui._core import ffi, lib
-from hvtui.errors import ConfigError, DeviceError, GuestMemoryError, HvError, StateError
-from hvtui.vmm import cpu, layout
+from hvtui.errors import ConfigError, DeviceError, GuestMemoryError, HvError, SnapshotError, StateError
+from hvtui.vmm import cpu, layout, snapshot
+from hvtui.vmm import paravirt
+from hvtui.vmm.devices import ata
+from hvtui.vmm.devices.ata import AtaControl, AtaDisk
 from hvtui.vmm.devices.bus import Bus
+from hvtui.vmm.devices.virtio.blk import DiskFile, VirtioBlk
+from hvtui.vmm.devices.virtio.console import RECEIVEQ, VirtioConsole
+from hvtui.vmm.devices.virtio.mmio import SLOT_SIZE
+from hvtui.vmm.paravirt import Paravirt
 from hvtui.vmm.devices.scratch import ScratchRegister
 from hvtui.vmm.exits import CrashReport, INTERNAL_SUBERRORS, emulation_bytes, exit_name, register_dump
 from hvtui.vmm.kvm import Kvm, Vcpu, Vm
@@ -28,6 +37,7 @@ from hvtui.vmm.memory import GuestMemory
 PYDEV_PORT = 0x510          # the ScratchRegister (guests/lib/hvboot.h HV_PORT_PYDEV)
 MIN_MEMORY_MIB = 2
 RFLAGS_IF = 1 << 9
+HVC_BUFFER = 1 << 20        # virtio-console output held for the host, at most
 
 
 class State(str, enum.Enum):
@@ -50,6 +60,8 @@ class MachineConfig:
     vcpus: int = 1
     cmdline: str = ""
     watchdog_s: float = 5.0         # runaway detection window; 0 disables
+    disk: str | None = None         # host file behind virtio-blk and the emulated ATA disk
+    disk_readonly: bool = False
 
 
 @dataclass
@@ -102,7 +114,10 @@ def validate(config: MachineConfig, kvm: Kvm) -> None:
 
 
 class Machine:
-    def __init__(self, config: MachineConfig, on_event=None, kvm: Kvm | None = None):
+    def __init__(self, config: MachineConfig, on_event=None, kvm: Kvm | None = None,
+                 snapshot: snapshot.Snapshot | None = None):
+        """A new machine from config, or (snapshot given, already verified) one that
+        continues where the snapshot was taken; either way it starts `created`."""
         self.config = config
         self.name = config.name
         self.on_event = on_event or (lambda machine, event, info: None)
@@ -122,11 +137,21 @@ class Machine:
         self.ports = Bus("port")
         self.mmio = Bus("mmio")
         self.scratch = ScratchRegister()
+        self.disk: DiskFile | None = None
+        self.ata: AtaDisk | None = None
+        self.paravirt: Paravirt | None = None
+        self.hvc: VirtioConsole | None = None
+        self.hvc_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._hvc_lock = threading.Lock()
+        self._hvc_out = bytearray()
         self.vm = None
         self.vcpus: list[Vcpu] = []
         self.memory = GuestMemory()
+        self._ram_hint: dict = {}        # slot -> runs of pages a restored RAM reads from its file
+        self._control = threading.Lock()    # held through a snapshot, or a runaway check
+        self._snapshotting = False
         try:
-            self._build()
+            self._build() if snapshot is None else self._restore(snapshot)
         except BaseException:
             self.destroy()
             raise
@@ -140,7 +165,7 @@ class Machine:
         self.memory.add(0, low, self.vm.map_ram(0, 0, low))
         if high:
             self.memory.add(layout.HIGH_RAM_START, high, self.vm.map_ram(1, layout.HIGH_RAM_START, high))
-        self.add_port_device(PYDEV_PORT, ScratchRegister.SIZE, self.scratch)
+        self._add_devices()
         image = load_elf(cfg.image, self.memory, low, cfg.vcpus)
         cpu.write_tables(self.memory, ram)
         cmdline = cfg.cmdline.encode()
@@ -158,6 +183,64 @@ class Machine:
                 layout.BOOT_MAGIC, layout.BOOT_VERSION, i, cfg.vcpus, ram, low, high,
                 image.end, free_end, tsc_khz, layout.CMDLINE_ADDR, len(cmdline), 0))
             cpu.enter_long_mode(vcpu, image.entry, info_addr, layout.stack_top(low, i))
+
+    def _add_devices(self) -> None:
+        """The Python devices of every machine, built or restored (restore_state then
+        gives each its saved state): the scratch register, the 8 virtio-mmio slots (0:
+        virtio-blk on the disk, 1: virtio-console, the rest empty) and, with a disk, the
+        emulated ATA disk on the same file."""
+        cfg = self.config
+        self.add_port_device(PYDEV_PORT, ScratchRegister.SIZE, self.scratch)
+        if cfg.disk:
+            try:
+                self.disk = DiskFile(cfg.disk, cfg.disk_readonly)
+            except OSError as e:
+                raise ConfigError(f"disk {cfg.disk}: {e.strerror}") from None
+            if self.disk.sectors == 0:
+                raise ConfigError(f"disk {cfg.disk} is smaller than one 512-byte sector")
+            self.ata = AtaDisk(self.disk, raise_irq=self._pulse_ata_irq)
+            self.add_port_device(ata.BASE, 8, self.ata)
+            self.add_port_device(ata.CONTROL_PORT, 1, AtaControl(self.ata))
+        self.paravirt = Paravirt(self.vm, self.memory)
+        self.hvc = VirtioConsole(on_output=self._hvc_output)
+        for i in range(paravirt.SLOTS):
+            device = VirtioBlk(self.disk) if i == 0 and self.disk else self.hvc if i == 1 else None
+            self.add_mmio_device(paravirt.slot_base(i), SLOT_SIZE, self.paravirt.add(i, device))
+
+    def _pulse_ata_irq(self) -> None:
+        self.vm.irq_line(ata.IRQ, 1)
+        self.vm.irq_line(ata.IRQ, 0)
+
+    def _hvc_output(self, data: bytes) -> None:
+        """virtio-console output, on the virtio worker: buffer it and wake the host's reader."""
+        with self._hvc_lock:
+            self._hvc_out += data
+            if len(self._hvc_out) > HVC_BUFFER:
+                del self._hvc_out[:len(self._hvc_out) - HVC_BUFFER]
+        os.eventfd_write(self.hvc_fd, 1)
+
+    def read_hvc(self) -> bytes:
+        """Drain what the guest wrote to its virtio-console since the last call."""
+        try:
+            os.eventfd_read(self.hvc_fd)
+        except OSError:
+            pass
+        with self._hvc_lock:
+            data, self._hvc_out = bytes(self._hvc_out), bytearray()
+        return data
+
+    def push_hvc_input(self, data: bytes) -> None:
+        """Host input for the virtio-console (held until the guest posts receive buffers)."""
+        transport = self.paravirt.transports[1]
+        with transport.lock:
+            self.hvc.feed(data)
+        self.paravirt.kick(transport, RECEIVEQ)
+
+    def device_failures(self) -> list[str]:
+        """Why any virtio device asked for a reset (a guest that handed it a bad ring)."""
+        if self.paravirt is None:
+            return []
+        return [f"virtio slot {i}: {why}" for i, t in enumerate(self.paravirt.transports) for why in t.failures]
 
     def add_port_device(self, base: int, size: int, device) -> None:
         self.ports.add(base, size, device)
@@ -187,6 +270,8 @@ class Machine:
                                      name=f"{self.name}/vcpu{vcpu.index}", daemon=True)
                 self._threads.append(t)
             self.state = State.RUNNING
+        if self.paravirt is not None:
+            self.paravirt.start(self.name)
         for t in self._threads:
             t.start()
         self._emit("state", state=State.RUNNING)
@@ -217,6 +302,8 @@ class Machine:
 
     def resume(self) -> None:
         with self._cond:
+            if self._snapshotting:
+                raise StateError(f"{self.name} is being snapshotted; it resumes when the save is done")
             if self.state != State.PAUSED:
                 raise StateError(f"{self.name} is {self.state.value}; only a paused guest resumes")
             self._want = "run"
@@ -366,6 +453,15 @@ class Machine:
 
     # ---- runaway detection ----
     def check_runaway(self, now: float | None = None) -> bool:
+        """See _check_runaway; skipped while a snapshot holds the machine paused."""
+        if not self._control.acquire(blocking=False):
+            return False
+        try:
+            return self._check_runaway(now)
+        finally:
+            self._control.release()
+
+    def _check_runaway(self, now: float | None = None) -> bool:
         """Crash the guest if a vCPU made no exit for watchdog_s with interrupts off and is
         not halted (a runaway loop). Briefly pauses the guest to look. True if it crashed."""
         window = self.config.watchdog_s
@@ -399,6 +495,91 @@ class Machine:
                 return True
         self.resume()
         return False
+
+    # ---- snapshots (the file format: vmm/snapshot.py) ----
+    def snapshot(self, path: str) -> dict:
+        """Save the machine to path. A running one pauses, is saved and resumes (a live
+        snapshot); a paused or created one stays as it is. Returns snapshot.write's summary."""
+        with self._control:
+            was_running = self.state == State.RUNNING
+            if was_running:
+                self.pause()
+            elif self.state not in (State.PAUSED, State.CREATED):
+                raise StateError(f"{self.name} is {self.state.value}; only a live guest can be snapshotted")
+            self._snapshotting = True
+            try:
+                with self.paravirt.quiesced():   # no virtio request moves guest RAM mid-save
+                    return snapshot.write(path, self)
+            finally:
+                self._snapshotting = False
+                if was_running and self.state == State.PAUSED:
+                    self.resume()
+
+    @classmethod
+    def from_snapshot(cls, snap: snapshot.Snapshot, name: str | None = None, on_event=None,
+                      kvm: Kvm | None = None) -> Machine:
+        """A new `created` machine continuing a verified snapshot (a clone under another name)."""
+        kvm = kvm or Kvm.get()
+        snap.check_host(kvm)
+        known = {f.name for f in dataclasses.fields(MachineConfig)}
+        saved = {k: v for k, v in snap.config.items() if k in known}
+        config = MachineConfig(**{**saved, "name": name or saved["name"]})
+        return cls(config, on_event, kvm, snapshot=snap)
+
+    def save_state(self) -> dict:
+        """Every vCPU, the VM (irqchip, PIT, clock, UART, i8042) and every bus device with save()."""
+        if self.state == State.RUNNING:
+            raise StateError(f"{self.name} is running; pause it before saving its state")
+        devices = {}
+        for bus in (self.ports, self.mmio):
+            for base, _, dev in bus.ranges():
+                if not hasattr(dev, "save"):
+                    raise SnapshotError(f"{self.name}: device {type(dev).__name__} at {bus.name} {base:#x} "
+                                        "has no save(): this machine cannot be snapshotted")
+                devices[f"{bus.name}:{base:#x}"] = dev.save()
+        return {"vcpus": [v.save() for v in self.vcpus], "vm": self.vm.save(), "devices": devices}
+
+    def restore_state(self, state: dict) -> None:
+        """Put back what save_state() returned (vCPU CPUIDs set, devices on their buses)."""
+        self.vm.restore(state["vm"])
+        for vcpu, saved in zip(self.vcpus, state["vcpus"], strict=True):
+            vcpu.restore(saved)
+        owners = {f"{bus.name}:{base:#x}": dev for bus in (self.ports, self.mmio) for base, _, dev in bus.ranges()}
+        for key, saved in state["devices"].items():
+            if key not in owners:
+                raise SnapshotError(f"the snapshot holds a device at {key} that this machine lacks")
+            owners[key].restore(saved)
+
+    def _restore(self, snap: snapshot.Snapshot) -> None:
+        """_build's twin for a snapshot: RAM mapped copy-on-write (MAP_PRIVATE) from the file,
+        so nothing is copied and the cost does not grow with guest size."""
+        cfg = self.config
+        self.vm = Vm(self.kvm)
+        for r in snap.regions:
+            self.memory.add(r.gpa, r.size, self.vm.map_ram(r.slot, r.gpa, r.size, snap.fd, snap.mem_off + r.offset))
+            self._ram_hint[r.slot] = r.runs
+        self._add_devices()
+        supported = self.kvm.supported_cpuid()
+        for i in range(cfg.vcpus):
+            vcpu = Vcpu(self.vm, i)
+            self.vcpus.append(vcpu)
+            vcpu.set_cpuid(cpu.guest_cpuid(supported, i, cfg.vcpus))
+        try:
+            self.restore_state(snap.state["machine"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise SnapshotError(f"{snap.path}: state does not fit this machine: {e}") from None
+
+    def config_dict(self) -> dict:
+        return dataclasses.asdict(self.config)
+
+    def ram_regions(self) -> list[tuple]:
+        """(slot, gpa, size, writable view, hint runs or None) of each RAM slot, in gpa order."""
+        return [(slot, r.gpa, r.size, r.view, self._ram_hint.get(slot))
+                for slot, r in enumerate(self.memory.regions)]
+
+    def console_offset(self) -> int:
+        """Bytes the guest has sent to COM1 in its whole life (a restored one counts on)."""
+        return self.vm.uart_stats()["tx_bytes"] if self.vm else 0
 
     # ---- I/O and stats ----
     @property
@@ -436,14 +617,28 @@ class Machine:
         return register_dump(self.vcpus[index])
 
     def destroy(self) -> None:
-        """Free everything; the guest must have ended (or never started)."""
+        """Free everything; the guest must have ended (or never started). Waits for a
+        snapshot being written, which reads the vCPUs and RAM."""
+        with self._control:
+            self._destroy()
+
+    def _destroy(self) -> None:
         if self.state.live and self._threads:
             self.stop(reason="destroyed")
         if any(t.is_alive() for t in self._threads):
             return   # a vCPU is still inside C: keep its memory mapped rather than pull it away
+        if self.paravirt is not None:
+            self.paravirt.close()
+            self.paravirt = None
         for vcpu in self.vcpus:
             vcpu.destroy()
         self.vcpus = []
+        if self.disk is not None:
+            self.disk.close()
+            self.disk = None
+        if self.hvc_fd >= 0:
+            os.close(self.hvc_fd)
+            self.hvc_fd = -1
         self.memory = GuestMemory()
         if self.vm is not None:
             self.vm.destroy()

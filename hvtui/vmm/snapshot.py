@@ -1,0 +1,437 @@
+"""The snapshot file (DESIGN §6): write, verify, read. It only composes: each component
+saves and restores its own state (Vcpu, Vm, the bus devices: see Machine.save_state).
+
+Layout, every offset from the start of the file:
+
+    0          header page (4096 bytes): HEADER, then zeros; its CRC32 covers the whole page
+    4096       state section: UTF-8 JSON (config, CPUID fingerprint, vCPUs, VM, devices);
+               raw kvm structs and device blobs appear as {"$b64": ...}
+    mem_off    memory section (page-aligned): each RAM region at mem_off + its offset, in
+               gpa order; only non-zero pages are written, the rest are holes
+    map_off    page map (= mem_off + mem_len): for each region MAP_REGION, then its runs of
+               written pages as (first page, page count) little-endian u64 pairs
+
+The header holds the SHA-256 of the state section and of the page map and a CRC32 of
+the written pages in run order. A file is verified (magic, version, exact length, all
+three checksums, holes really empty) before anything is created from it. It is written
+under a temporary name in the same directory, fsynced and renamed over the target, so a
+crash mid-write leaves the previous file (or none), never a torn one.
+"""
+from __future__ import annotations
+
+import array
+import base64
+import bisect
+import errno
+import hashlib
+import json
+import mmap
+import os
+import struct
+import time
+import zlib
+from dataclasses import dataclass, field
+
+from hvtui._core import ffi, lib
+from hvtui.errors import KvmError, SnapshotError
+
+MAGIC = b"HVTSNAP\0"
+VERSION = 1
+PAGE = 4096
+HEADER = struct.Struct("<8sIIQQQQQQ32s32sII")
+# magic, version, reserved, state_off, state_len, mem_off, mem_len, map_off, map_len,
+# state_sha256, map_sha256, mem_crc32, header_crc32 (of the header page with this field 0)
+HEADER_CRC_AT = HEADER.size - 4
+MAP_REGION = struct.Struct("<IIQQQ")   # slot, runs, gpa, size, offset in the memory section
+STALL_ENV = "HVTUI_TEST_SNAPSHOT_STALL"  # tests: seconds to sleep with the file half written
+TMP_MARK = ".hvtui-tmp-"
+
+
+@dataclass
+class Region:
+    slot: int
+    gpa: int
+    size: int
+    offset: int                  # from the start of the memory section
+    runs: array.array            # flat (first page, count) pairs of the pages written
+
+    @property
+    def data_pages(self) -> int:
+        return sum(self.runs[1::2])
+
+
+@dataclass
+class Snapshot:
+    """A verified snapshot file, open: restore maps its memory section from fd."""
+    path: str
+    fd: int
+    size: int
+    mem_off: int
+    state: dict
+    regions: list[Region] = field(default_factory=list)
+
+    @property
+    def config(self) -> dict:
+        return self.state["config"]
+
+    @property
+    def data_bytes(self) -> int:
+        return sum(r.data_pages for r in self.regions) * PAGE
+
+    def allocated_bytes(self) -> int:
+        return os.fstat(self.fd).st_blocks * 512
+
+    def check_host(self, kvm) -> None:
+        """Refuse a snapshot whose guest saw another CPU than this host offers."""
+        mine, theirs = kvm.cpuid_fingerprint(), self.state.get("cpuid_fingerprint")
+        if theirs != mine:
+            raise SnapshotError(
+                f"{self.path}: snapshot from a different host CPU (CPUID fingerprint "
+                f"{str(theirs)[:12]}, this host {mine[:12]}): restore it on the machine that made it")
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> Snapshot:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# ---- JSON with bytes ----
+def _encode(obj):
+    if isinstance(obj, (bytes, bytearray)):
+        return {"$b64": base64.b64encode(obj).decode()}
+    if isinstance(obj, dict):
+        return {k: _encode(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_encode(v) for v in obj]
+    return obj
+
+
+def _decode_hook(d: dict):
+    if len(d) == 1 and "$b64" in d:
+        return base64.b64decode(d["$b64"], validate=True)
+    return d
+
+
+def _page_up(n: int) -> int:
+    return -(-n // PAGE) * PAGE
+
+
+# ---- write ----
+def write(path: str, machine) -> dict:
+    """Save a machine that is not running (paused or created) to path, atomically.
+    Returns a summary (sizes, timings, the console offset at the snapshot point)."""
+    t0 = time.perf_counter()
+    path = os.path.abspath(path)
+    directory, base = os.path.split(path)
+    if not os.path.isdir(directory):
+        raise SnapshotError(f"{path}: directory {directory} does not exist")
+    _remove_stale_temps(directory, base)
+    state = {
+        "format": VERSION,
+        "created": time.time(),
+        "kvm": machine.kvm.kind,
+        "cpuid_fingerprint": machine.kvm.cpuid_fingerprint(),
+        "config": machine.config_dict(),
+        "machine": machine.save_state(),
+    }
+    state_bytes = json.dumps(_encode(state), separators=(",", ":")).encode()
+    regions = machine.ram_regions()      # (slot, gpa, size, host memoryview, hint runs)
+    mem_off = _page_up(PAGE + len(state_bytes))
+    mem_len = sum(r[2] for r in regions)
+    tmp = os.path.join(directory, f".{base}{TMP_MARK}{os.getpid()}-{os.urandom(4).hex()}")
+    try:
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    except OSError as e:
+        raise SnapshotError(f"{path}: cannot create the snapshot file: {e.strerror}") from None
+    try:
+        os.pwrite(fd, state_bytes, PAGE)
+        os.ftruncate(fd, mem_off + mem_len)
+        crc, offset, map_parts = 0, 0, []
+        for slot, gpa, size, view, hint in regions:
+            runs = _save_ram(machine, slot, fd, mem_off + offset, hint)
+            for first, count in zip(runs[0::2], runs[1::2]):
+                crc = zlib.crc32(view[first * PAGE:(first + count) * PAGE], crc)
+            map_parts += [MAP_REGION.pack(slot, len(runs) // 2, gpa, size, offset), runs.tobytes()]
+            offset += size
+        map_bytes = b"".join(map_parts)
+        map_off = mem_off + mem_len
+        os.pwrite(fd, map_bytes, map_off)
+        stall = float(os.environ.get(STALL_ENV, "0") or 0)
+        if stall:
+            time.sleep(stall)
+        header = bytearray(PAGE)
+        HEADER.pack_into(header, 0, MAGIC, VERSION, 0, PAGE, len(state_bytes), mem_off, mem_len,
+                         map_off, len(map_bytes), hashlib.sha256(state_bytes).digest(),
+                         hashlib.sha256(map_bytes).digest(), crc, 0)
+        struct.pack_into("<I", header, HEADER_CRC_AT, zlib.crc32(header))
+        os.pwrite(fd, bytes(header), 0)
+        os.fsync(fd)
+        file_size = os.fstat(fd).st_size
+        allocated = os.fstat(fd).st_blocks * 512
+        os.close(fd)
+        fd = -1
+        os.rename(tmp, path)
+        _fsync_dir(directory)
+    except BaseException as e:
+        if fd >= 0:
+            os.close(fd)
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(e, OSError):
+            raise SnapshotError(f"{path}: writing the snapshot failed: {e.strerror or e}") from None
+        raise
+    data_pages = sum(sum(r[1::2]) for r in _runs_of(map_bytes))
+    return {"path": path, "file_size": file_size, "allocated_bytes": allocated,
+            "data_bytes": data_pages * PAGE, "memory_bytes": mem_len,
+            "console_offset": machine.console_offset(), "save_ms": (time.perf_counter() - t0) * 1e3}
+
+
+def _save_ram(machine, slot: int, fd: int, file_off: int, hint) -> array.array:
+    """The runs of non-zero pages of one slot, written to fd at file_off (C: no Python per page)."""
+    hint_c = ffi.new("uint64_t[]", list(hint)) if hint else ffi.NULL
+    room = 1024
+    while True:
+        runs = ffi.new("uint64_t[]", 2 * room)
+        pages = ffi.new("uint64_t *")
+        n = lib.hv_vm_save_ram(machine.vm.ptr, slot, fd, file_off, hint_c, len(hint) // 2 if hint else 0,
+                               runs, room, pages)
+        if n == -errno.ENOSPC:
+            room *= 16
+            continue
+        if n < 0:
+            raise KvmError(ffi.string(lib.hv_last_op()).decode(), -n, f"RAM slot {slot}")
+        return array.array("Q", bytes(ffi.buffer(runs, 16 * n)))
+
+
+def _runs_of(map_bytes: bytes):
+    at = 0
+    while at < len(map_bytes):
+        _, n, _, _, _ = MAP_REGION.unpack_from(map_bytes, at)
+        at += MAP_REGION.size
+        yield array.array("Q", map_bytes[at:at + 16 * n])
+        at += 16 * n
+
+
+def _fsync_dir(directory: str) -> None:
+    dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def _remove_stale_temps(directory: str, base: str) -> None:
+    """Temporary files of saves whose process died (SIGKILL mid-write) are litter: remove them."""
+    prefix = f".{base}{TMP_MARK}"
+    try:
+        names = [n for n in os.listdir(directory) if n.startswith(prefix)]
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(prefix):].split("-")[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not os.path.exists(f"/proc/{pid}"):
+            try:
+                os.unlink(os.path.join(directory, name))
+            except OSError:
+                pass
+
+
+# ---- read and verify ----
+def open_snapshot(path: str, kvm=None) -> Snapshot:
+    """Open and verify a snapshot (and, given kvm, that this host's CPU matches). Nothing
+    is created and the file is opened read-only. Raises SnapshotError naming what is wrong."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise SnapshotError(f"{path}: cannot open the snapshot: {e.strerror}") from None
+    try:
+        snap = _verify(path, fd)
+        if kvm is not None:
+            snap.check_host(kvm)
+        return snap
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def verify(path: str, kvm=None) -> dict:
+    """Verify a snapshot and return what it holds (for `hvtui snapshot info`)."""
+    with open_snapshot(path, kvm) as snap:
+        return describe(snap)
+
+
+def describe(snap: Snapshot) -> dict:
+    cfg, m = snap.config, snap.state["machine"]
+    return {
+        "path": snap.path, "format": snap.state["format"], "created": snap.state["created"],
+        "kvm": snap.state["kvm"], "cpuid_fingerprint": snap.state["cpuid_fingerprint"],
+        "name": cfg["name"], "image": cfg["image"], "memory_mib": cfg["memory_mib"],
+        "vcpus": cfg["vcpus"], "cmdline": cfg["cmdline"],
+        "rip": [_rip(v["regs"]) for v in m["vcpus"]],
+        "devices": sorted(m["devices"]) + ["uart", "i8042"],
+        "file_size": snap.size, "allocated_bytes": snap.allocated_bytes(), "data_bytes": snap.data_bytes,
+        "regions": [{"slot": r.slot, "gpa": r.gpa, "size": r.size, "data_pages": r.data_pages}
+                    for r in snap.regions],
+    }
+
+
+def _rip(regs: bytes) -> int:
+    return struct.unpack_from("<Q", regs, 16 * 8)[0] if len(regs) >= 17 * 8 else 0
+
+
+def _bad(path: str, what: str) -> SnapshotError:
+    return SnapshotError(f"{path}: not a usable snapshot: {what}")
+
+
+def _pread(fd: int, length: int, offset: int) -> bytes:
+    parts, got = [], 0
+    while got < length:
+        chunk = os.pread(fd, min(length - got, 1 << 24), offset + got)
+        if not chunk:
+            break
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
+
+
+def _verify(path: str, fd: int) -> Snapshot:
+    size = os.fstat(fd).st_size
+    page = _pread(fd, PAGE, 0)
+    if len(page) < HEADER.size or page[:len(MAGIC)] != MAGIC:
+        raise _bad(path, "wrong magic (this is not an hvtui snapshot)")
+    (magic, version, _reserved, state_off, state_len, mem_off, mem_len, map_off, map_len,
+     state_sum, map_sum, mem_crc, header_crc) = HEADER.unpack_from(page, 0)
+    if version != VERSION:
+        raise _bad(path, f"format version {version}; this hvtui reads version {VERSION}")
+    if len(page) < PAGE:
+        raise _bad(path, f"truncated ({size} bytes, shorter than its header)")
+    blank = bytearray(page)
+    struct.pack_into("<I", blank, HEADER_CRC_AT, 0)
+    if zlib.crc32(blank) != header_crc:
+        raise _bad(path, "header checksum mismatch (the header is corrupt)")
+    if (state_off != PAGE or mem_off % PAGE or mem_off < state_off + state_len
+            or map_off != mem_off + mem_len or mem_len % PAGE):
+        raise _bad(path, "section offsets are inconsistent")
+    if size != map_off + map_len:
+        what = "truncated" if size < map_off + map_len else "longer than its sections"
+        raise _bad(path, f"{what} ({size} bytes, the header says {map_off + map_len})")
+    state_bytes = _pread(fd, state_len, state_off)
+    if hashlib.sha256(state_bytes).digest() != state_sum:
+        raise _bad(path, "state section checksum mismatch (vCPU/device state is corrupt)")
+    map_bytes = _pread(fd, map_len, map_off)
+    if hashlib.sha256(map_bytes).digest() != map_sum:
+        raise _bad(path, "page map checksum mismatch")
+    try:
+        state = json.loads(state_bytes, object_hook=_decode_hook)
+        regions = _parse_map(map_bytes, mem_len)
+        _check_state(state, regions)
+    except (ValueError, KeyError, TypeError, struct.error) as e:
+        raise _bad(path, f"malformed contents ({e})") from None
+    if mem_len:
+        _check_memory(path, fd, mem_off, mem_len, regions, mem_crc)
+    return Snapshot(path=path, fd=fd, size=size, mem_off=mem_off, state=state, regions=regions)
+
+
+def _parse_map(map_bytes: bytes, mem_len: int) -> list[Region]:
+    regions, at, expect_offset = [], 0, 0
+    while at < len(map_bytes):
+        slot, n, gpa, size, offset = MAP_REGION.unpack_from(map_bytes, at)
+        at += MAP_REGION.size
+        if at + 16 * n > len(map_bytes):
+            raise ValueError("page map shorter than its runs")
+        runs = array.array("Q", map_bytes[at:at + 16 * n])
+        at += 16 * n
+        if offset != expect_offset or size % PAGE or gpa % PAGE or not size:
+            raise ValueError(f"region at {gpa:#x} misplaced")
+        end = 0
+        for first, count in zip(runs[0::2], runs[1::2]):
+            if first < end or not count or first + count > size // PAGE:
+                raise ValueError(f"region at {gpa:#x}: runs out of order or out of range")
+            end = first + count
+        regions.append(Region(slot, gpa, size, offset, runs))
+        expect_offset += size
+    if expect_offset != mem_len:
+        raise ValueError("the page map does not cover the memory section")
+    return regions
+
+
+def _check_state(state: dict, regions: list[Region]) -> None:
+    cfg, m = state["config"], state["machine"]
+    if state["format"] != VERSION:
+        raise ValueError("state format differs from the header's")
+    if sum(r.size for r in regions) != int(cfg["memory_mib"]) << 20:
+        raise ValueError("memory regions do not add up to the configured RAM")
+    if len(m["vcpus"]) != int(cfg["vcpus"]) or not m["vcpus"]:
+        raise ValueError("vCPU count differs from the configuration")
+    for key in ("irqchip", "pit2", "clock", "uart", "i8042"):
+        m["vm"][key]
+
+
+def _check_memory(path: str, fd: int, mem_off: int, mem_len: int, regions: list[Region], want: int) -> None:
+    """CRC32 of the written pages, and every byte outside them must be zero (a hole)."""
+    mm = mmap.mmap(fd, mem_off + mem_len, prot=mmap.PROT_READ)
+    view = memoryview(mm)
+    try:
+        crc, data = 0, []
+        for r in regions:
+            base = mem_off + r.offset
+            for first, count in zip(r.runs[0::2], r.runs[1::2]):
+                a, b = base + first * PAGE, base + (first + count) * PAGE
+                crc = zlib.crc32(view[a:b], crc)
+                data.append((a, b))
+        if crc != want:
+            raise _bad(path, "memory checksum mismatch (guest memory is corrupt)")
+        for a, b in _allocated_extents(fd, mem_off, mem_off + mem_len):
+            for lo, hi in _subtract(a, b, data):
+                for at in range(lo, hi, 1 << 20):
+                    end = min(hi, at + (1 << 20))
+                    if view[at:end] != bytes(end - at):
+                        raise _bad(path, f"memory section has data in a zero page at file offset {at:#x}")
+    finally:
+        view.release()
+        mm.close()
+
+
+def _allocated_extents(fd: int, start: int, end: int):
+    """[a, b) ranges of the file that hold data (SEEK_DATA/SEEK_HOLE; all of it if unsupported)."""
+    pos = start
+    while pos < end:
+        try:
+            a = os.lseek(fd, pos, os.SEEK_DATA)
+        except OSError as e:
+            if e.errno == errno.ENXIO:
+                return
+            yield pos, end
+            return
+        if a >= end:
+            return
+        b = min(os.lseek(fd, a, os.SEEK_HOLE), end)
+        yield a, b
+        pos = b
+
+
+def _subtract(a: int, b: int, data: list[tuple[int, int]]):
+    """Parts of [a, b) outside the sorted ranges in data."""
+    i = max(0, bisect.bisect_right(data, (a, a)) - 1)
+    pos = a
+    while pos < b and i < len(data):
+        lo, hi = data[i]
+        if hi <= pos:
+            i += 1
+            continue
+        if lo >= b:
+            break
+        if lo > pos:
+            yield pos, lo
+        pos = max(pos, hi)
+        i += 1
+    if pos < b:
+        yield pos, b
