@@ -65,6 +65,35 @@ class VcpuRates:
     run_share: float = 0.0          # fraction of wall time inside KVM_RUN
 
 
+class ConsoleStream:
+    """One console of a guest: bounded scrollback, a log file, and subscribers."""
+
+    def __init__(self, log_path: Path, append: bool = False):
+        self.history = bytearray()
+        self.subscribers: list[Callable[[bytes], None]] = []
+        self.log = open(log_path, "ab" if append else "wb")   # a restored guest's log goes on
+        self.total_bytes = 0
+
+    def feed(self, data: bytes) -> None:
+        if not data:
+            return
+        self.total_bytes += len(data)
+        self.history += data
+        if len(self.history) > HISTORY_BYTES:
+            del self.history[:len(self.history) - HISTORY_BYTES]
+        if not self.log.closed:
+            self.log.write(data)
+            self.log.flush()
+        for cb in list(self.subscribers):
+            try:
+                cb(data)
+            except Exception:
+                pass
+
+    def close(self) -> None:
+        self.log.close()
+
+
 class Guest:
     """What the host keeps about one guest, live or ended."""
 
@@ -73,12 +102,8 @@ class Guest:
         self.name = spec.name
         self.machine = machine
         self.log_path = log_path
-        self.log = open(log_path, "ab" if append else "wb")   # a restored guest's log goes on
-        self.history = bytearray()
-        self.console_subscribers: list[Callable[[bytes], None]] = []
-        self.hvc_history = bytearray()
-        self.hvc_subscribers: list[Callable[[bytes], None]] = []
-        self.hvc_log = open(log_path.with_suffix(".hvc0.log"), "ab" if append else "wb")
+        self.serial = ConsoleStream(log_path, append)
+        self.hvc = ConsoleStream(log_path.with_suffix(".hvc0.log"), append)
         self.pending_input = bytearray()
         self.created_at = time.monotonic()
         self.last_sample: MachineSample | None = None
@@ -86,7 +111,31 @@ class Guest:
         self.exits_history: collections.deque[float] = collections.deque(maxlen=RATE_HISTORY)
         self.cpu_times: dict[int, float] = {}
         self.resident_bytes = 0
-        self.console_bytes = 0
+
+    # the serial console is the guest's main one: its stream's parts under short names
+    @property
+    def history(self) -> bytearray:
+        return self.serial.history
+
+    @property
+    def console_subscribers(self) -> list:
+        return self.serial.subscribers
+
+    @property
+    def log(self):
+        return self.serial.log
+
+    @property
+    def console_bytes(self) -> int:
+        return self.serial.total_bytes
+
+    @property
+    def hvc_history(self) -> bytearray:
+        return self.hvc.history
+
+    @property
+    def hvc_log(self):
+        return self.hvc.log
 
     @property
     def state(self) -> State:
@@ -291,50 +340,23 @@ class Host:
         if task:
             task.cancel()
         guest.machine.destroy()
-        guest.log.close()
-        guest.hvc_log.close()
+        guest.serial.close()
+        guest.hvc.close()
         del self.guests[name]
         self._publish(HostEvent("removed", name))
 
     # ---- console ----
     def _drain(self, guest: Guest) -> None:
-        data = guest.machine.read_console()
-        if not data:
-            return
-        guest.console_bytes += len(data)
-        guest.history += data
-        if len(guest.history) > HISTORY_BYTES:
-            del guest.history[:len(guest.history) - HISTORY_BYTES]
-        if not guest.log.closed:
-            guest.log.write(data)
-            guest.log.flush()
-        for cb in list(guest.console_subscribers):
-            try:
-                cb(data)
-            except Exception:
-                pass
+        guest.serial.feed(guest.machine.read_console())
 
     def _drain_hvc(self, guest: Guest) -> None:
-        data = guest.machine.read_hvc()
-        if not data:
-            return
-        guest.hvc_history += data
-        if len(guest.hvc_history) > HISTORY_BYTES:
-            del guest.hvc_history[:len(guest.hvc_history) - HISTORY_BYTES]
-        if not guest.hvc_log.closed:
-            guest.hvc_log.write(data)
-            guest.hvc_log.flush()
-        for cb in list(guest.hvc_subscribers):
-            try:
-                cb(data)
-            except Exception:
-                pass
+        guest.hvc.feed(guest.machine.read_hvc())
 
     def console_subscribe(self, name: str, callback: Callable[[bytes], None],
                           console: str = SERIAL) -> Callable[[], None]:
         """Call callback with every chunk the guest writes to console (SERIAL or HVC)."""
         guest = self.get(name)
-        subscribers = guest.hvc_subscribers if console == HVC else guest.console_subscribers
+        subscribers = (guest.hvc if console == HVC else guest.serial).subscribers
         subscribers.append(callback)
 
         def unsubscribe():

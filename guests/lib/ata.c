@@ -114,9 +114,9 @@ int ata_identify(u16 id[256], u32 *sectors)
     return 0;
 }
 
-int ata_read(u32 lba, u32 count, void *buf, int width)
+/* READ or WRITE SECTORS in runs of up to 256, one data-port access per word or dword. */
+static int transfer(u32 lba, u32 count, u8 *p, int width, int write)
 {
-    u8 *p = buf;
     int r;
 
     if ((u64)lba + count > (1ull << 28))
@@ -126,11 +126,14 @@ int ata_read(u32 lba, u32 count, void *buf, int width)
         if ((r = wait_ready(0)) < 0)
             return r;
         select_lba(lba, n);
-        out8(ATA_STATUS, ATA_CMD_READ);
+        out8(ATA_STATUS, write ? ATA_CMD_WRITE : ATA_CMD_READ);
         for (k = 0; k < n; k++) {
             if ((r = wait_ready(ATA_S_DRQ)) < 0)
                 return r;
-            read_sector(p, width);
+            if (write)
+                write_sector(p, width);
+            else
+                read_sector(p, width);
             p += ATA_SECTOR;
         }
         lba += n;
@@ -139,29 +142,14 @@ int ata_read(u32 lba, u32 count, void *buf, int width)
     return wait_ready(0);
 }
 
+int ata_read(u32 lba, u32 count, void *buf, int width)
+{
+    return transfer(lba, count, buf, width, 0);
+}
+
 int ata_write(u32 lba, u32 count, const void *buf, int width)
 {
-    const u8 *p = buf;
-    int r;
-
-    if ((u64)lba + count > (1ull << 28))
-        return ATA_ERR_RANGE;
-    while (count) {
-        u32 n = count > 256 ? 256 : count, k;
-        if ((r = wait_ready(0)) < 0)
-            return r;
-        select_lba(lba, n);
-        out8(ATA_STATUS, ATA_CMD_WRITE);
-        for (k = 0; k < n; k++) {
-            if ((r = wait_ready(ATA_S_DRQ)) < 0)
-                return r;
-            write_sector(p, width);
-            p += ATA_SECTOR;
-        }
-        lba += n;
-        count -= n;
-    }
-    return wait_ready(0);
+    return transfer(lba, count, (u8 *)buf, width, 1);
 }
 
 int ata_flush(void)
