@@ -30,6 +30,8 @@
 #define HV_PORT_COM1        0x3f8
 #define HV_PORT_DEBUG_EXIT  0xf4
 #define HV_PORT_POST        0x80
+#define HV_PORT_IDLE        0x518 /* paravirtual idle: a write of N waits up to N us (input, a kick or the time ends it) */
+#define HV_IDLE_MAX_US      1000000
 #define HV_PORT_I8042_DATA  0x60
 #define HV_PORT_I8042_CMD   0x64
 #define HV_COM1_IRQ         4
@@ -74,6 +76,8 @@ struct hv_vcpu_stats {
     uint64_t ns_in_run;             /* time inside KVM_RUN */
     uint64_t ns_in_monitor;         /* time between KVM_RUN calls (C + Python) */
     uint64_t unassigned_io;         /* I/O to ports nobody owns (reads see all ones) */
+    uint64_t idle_exits;            /* writes to the idle port */
+    uint64_t ns_idle;               /* time spent idle for the guest (part of ns_in_monitor) */
 };
 
 struct hv_uart_stats {
@@ -121,6 +125,7 @@ int hv_vm_irqfd(struct hv_vm *vm, struct kvm_irqfd *irqfd);
 int hv_console_fd(struct hv_vm *vm);                  /* eventfd: readable when the ring is non-empty */
 size_t hv_console_read(struct hv_vm *vm, uint8_t *buf, size_t len);
 size_t hv_uart_push_rx(struct hv_vm *vm, const uint8_t *buf, size_t len); /* bytes accepted */
+void hv_vm_wake_idle(struct hv_vm *vm);               /* end the idle-port wait of every vCPU (new input) */
 void hv_uart_get_stats(struct hv_vm *vm, struct hv_uart_stats *out);
 size_t hv_uart_state_size(void);
 void hv_uart_save(struct hv_vm *vm, void *out);

@@ -29,6 +29,7 @@ struct hv_vm {
     struct byte_ring console;
     uint8_t console_buf[HV_CONSOLE_RING];
     int console_efd;
+    int rx_efd;                        /* eventfd: host input reached the UART (wakes idle vCPUs) */
 
     pthread_mutex_t i8042_lock;
     struct i8042 kbd;
@@ -67,4 +68,6 @@ uint64_t hv_now_ns(void);
 
 /* vm.c: the hot devices, called from the vCPU loop */
 int hv_vm_handle_io(struct hv_vm *vm, struct kvm_run *run, struct hv_exit *exit);
+int hv_vm_rx_pending(struct hv_vm *vm);
+uint64_t hv_le_value(const uint8_t *data, uint8_t size);   /* a little-endian I/O value */
 #endif

@@ -7,8 +7,10 @@
  * signals the thread, whose handler does nothing; KVM_RUN returns EINTR (or never
  * enters, thanks to immediate_exit) and the loop sees the flag.
  */
+#define _GNU_SOURCE   /* ppoll */
 #include "internal.h"
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,6 +196,37 @@ static void describe_exit(struct kvm_run *run, struct hv_exit *e)
     }
 }
 
+/*
+ * The idle port: the guest has nothing to do for up to us microseconds. Sleep without
+ * spending a host CPU, in slices of at most 10 ms, until then, until input reaches the
+ * UART or the host wakes idle vCPUs (hv_vm_wake_idle), or until the host kicks (the
+ * signal ends ppoll; the slice bounds a missed one).
+ */
+static void idle(struct hv_vcpu *v, uint64_t us)
+{
+    struct hv_vm *vm = v->vm;
+    uint64_t start = hv_now_ns();
+    uint64_t deadline = start + (us > HV_IDLE_MAX_US ? HV_IDLE_MAX_US : us) * 1000;
+    struct pollfd pfd = { .fd = vm->rx_efd, .events = POLLIN };
+    for (;;) {
+        if (atomic_load(&v->request) || hv_vm_rx_pending(vm))
+            break;
+        uint64_t now = hv_now_ns();
+        if (now >= deadline)
+            break;
+        uint64_t slice = deadline - now < 10000000 ? deadline - now : 10000000;
+        struct timespec ts = { .tv_sec = 0, .tv_nsec = (long)slice };
+        if (ppoll(&pfd, 1, &ts, NULL) > 0) {   /* input, or the host woke idle vCPUs */
+            uint64_t count;
+            ssize_t r = read(vm->rx_efd, &count, sizeof(count));
+            (void)r;
+            break;
+        }
+    }
+    v->stats.idle_exits++;
+    v->stats.ns_idle += hv_now_ns() - start;
+}
+
 static int run_loop(struct hv_vcpu *v, struct hv_exit *e)
 {
     struct kvm_run *run = v->run;
@@ -224,6 +257,10 @@ static int run_loop(struct hv_vcpu *v, struct hv_exit *e)
         e->kvm_reason = reason;
         if (reason == KVM_EXIT_IO) {
             count_port(s, run->io.port);
+            if (run->io.port == HV_PORT_IDLE && run->io.direction == KVM_EXIT_IO_OUT) {
+                idle(v, hv_le_value((uint8_t *)run + run->io.data_offset, run->io.size));
+                continue;
+            }
             int handled = hv_vm_handle_io(v->vm, run, e);
             if (handled) {
                 if (handled == 2)

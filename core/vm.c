@@ -22,6 +22,7 @@ int hv_vm_create(int kvm_fd, struct hv_vm **out)
         return hv_fail_errno("allocate VM", ENOMEM);
     vm->kvm_fd = kvm_fd;
     vm->console_efd = -1;
+    vm->rx_efd = -1;
     vm->vm_fd = -1;
     int r;
     if ((r = hv_kvm_vcpu_mmap_size(kvm_fd)) < 0)
@@ -44,7 +45,8 @@ int hv_vm_create(int kvm_fd, struct hv_vm **out)
     if ((r = hv_xioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit, "KVM_CREATE_PIT2")) < 0)
         goto fail;
     vm->console_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (vm->console_efd < 0) {
+    vm->rx_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (vm->console_efd < 0 || vm->rx_efd < 0) {
         r = hv_fail("eventfd");
         goto fail;
     }
@@ -56,6 +58,10 @@ int hv_vm_create(int kvm_fd, struct hv_vm **out)
     *out = vm;
     return 0;
 fail:
+    if (vm->console_efd >= 0)
+        close(vm->console_efd);
+    if (vm->rx_efd >= 0)
+        close(vm->rx_efd);
     if (vm->vm_fd >= 0)
         close(vm->vm_fd);
     free(vm);
@@ -70,6 +76,7 @@ void hv_vm_destroy(struct hv_vm *vm)
         if (vm->slots[i].host)
             munmap(vm->slots[i].host, vm->slots[i].size);
     close(vm->console_efd);
+    close(vm->rx_efd);
     close(vm->vm_fd);
     pthread_mutex_destroy(&vm->uart_lock);
     pthread_mutex_destroy(&vm->i8042_lock);
@@ -218,7 +225,24 @@ size_t hv_uart_push_rx(struct hv_vm *vm, const uint8_t *buf, size_t len)
     size_t n = uart_rx_push(&vm->uart, buf, len);
     uart_update_irq(vm);
     pthread_mutex_unlock(&vm->uart_lock);
+    if (n)
+        hv_vm_wake_idle(vm);
     return n;
+}
+
+void hv_vm_wake_idle(struct hv_vm *vm)
+{
+    uint64_t one = 1;
+    ssize_t w = write(vm->rx_efd, &one, sizeof(one));
+    (void)w;   /* EAGAIN only when the counter is saturated: already readable */
+}
+
+int hv_vm_rx_pending(struct hv_vm *vm)
+{
+    pthread_mutex_lock(&vm->uart_lock);
+    int pending = vm->uart.rx_count > 0;
+    pthread_mutex_unlock(&vm->uart_lock);
+    return pending;
 }
 
 void hv_uart_get_stats(struct hv_vm *vm, struct hv_uart_stats *out)
@@ -287,7 +311,7 @@ int hv_i8042_restore(struct hv_vm *vm, const void *in, size_t len)
 
 /* ---- the hot port-I/O dispatch ---- */
 
-static uint64_t le_value(const uint8_t *data, uint8_t size)
+uint64_t hv_le_value(const uint8_t *data, uint8_t size)
 {
     uint64_t v = 0;
     for (int i = size - 1; i >= 0; i--)
@@ -323,7 +347,7 @@ int hv_vm_handle_io(struct hv_vm *vm, struct kvm_run *run, struct hv_exit *exit)
     }
     if (port == HV_PORT_DEBUG_EXIT && is_out) {
         exit->reason = HV_EXIT_DEBUG_EXIT;
-        exit->value = le_value(data, size);
+        exit->value = hv_le_value(data, size);
         return 0;
     }
     if ((port == HV_PORT_I8042_DATA || port == HV_PORT_I8042_CMD) && size == 1) {

@@ -34,7 +34,6 @@ int main(const struct hv_boot_info *bi)
          * schedule again from now instead of printing a burst of catch-up lines. */
         if ((s64)(now - next) > (s64)interval)
             next = now;
-        while ((s64)(hv_rdtsc() - next) < 0)
-            cpu_relax();
+        hv_idle_until(next);
     }
 }

@@ -1,7 +1,7 @@
 /* vconsole - a guest on the virtio-console (hvc0): finds the device, sets up receiveq (0) and
  * transmitq (1), prints "vconsole: ready" on COM1, sends "hvc0: hello from virtio-console\r\n"
  * on hvc0, then echoes every chunk received on hvc0 back on hvc0, forever. Polled: keeps
- * RX_BUFS receive buffers posted; while idle it waits ~1 ms (TSC, no exits) between polls and
+ * RX_BUFS receive buffers posted; while idle it waits on the idle port (woken by input) between polls and
  * reads the device status about once a second (an exit): NEEDS_RESET/FAILED ends it (exit 1).
  * No virtio-console: "vconsole: no virtio-console device", exit 2. */
 #include "hvlib.h"
@@ -124,6 +124,6 @@ int main(const struct hv_boot_info *bi)
             }
         }
         if (!got)
-            hv_sleep_ms(1);
+            outl(HV_PORT_IDLE, 50000);   /* idle; the monitor wakes us when input arrives */
     }
 }

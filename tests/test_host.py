@@ -138,3 +138,18 @@ async def test_python_device_exception_is_a_crash(host):
     assert g.state == State.CRASHED and "device bug" in g.crash.detail
     await host.wait_for_output("bystander", b"count 3\r\n")
     assert other.state == State.RUNNING
+
+
+async def test_idle_guests_spend_no_host_cpu(host):
+    """Guests wait on the idle port: an idle shell and a counter between its lines sleep in
+    the monitor instead of spinning a host core, yet input still wakes the shell at once."""
+    sh = await host.create(GuestSpec("shell", name="idle-sh"))
+    c = await host.create(GuestSpec("counter", name="idle-c"))
+    await host.wait_for_output("idle-sh", b"hvtui> ")
+    await host.wait_for_output("idle-c", b"count 10\r\n", timeout=20)
+    for g in (sh, c):
+        assert g.cpu_percent < 25, f"{g.name} uses {g.cpu_percent:.0f}% of a host CPU while idle"
+        stats = g.machine.vcpus[0].stats
+        assert stats.idle_exits > 0 and stats.ns_idle > 0
+    host.send_input("idle-sh", b"echo awake\r")
+    await host.wait_for_output("idle-sh", b"awake\r\n", timeout=5)

@@ -50,7 +50,8 @@ void hv_runtime_init(const struct hv_boot_info *bi);
 __attribute__((noreturn)) void hv_exit(u32 status);   /* 4-byte out to port 0xf4 */
 __attribute__((noreturn)) void hv_park(void);         /* spin forever (pause loop, no exits) */
 void hv_enter_user(void);                    /* at CPL 0: continue at CPL 3, IOPL 3, same stack */
-void hv_sleep_us(u64 us);                    /* TSC busy wait, no exits */
+void hv_idle_until(u64 tsc_deadline);        /* idle (port 0x518) until the TSC gets there */
+void hv_sleep_us(u64 us);                    /* idle for us, via hv_idle_until */
 void hv_sleep_ms(u64 ms);
 u64 hv_ms_to_tsc(u64 ms);
 u64 hv_uptime_ms(void);                      /* since hv_runtime_init on the first vCPU */
@@ -64,7 +65,7 @@ void hv_spin_unlock(hv_spinlock_t *l);
 void hv_uart_init(void);                     /* IER 0, 8N1, FIFO on (RX FIFO not cleared) */
 void hv_serial_putc(char c);                 /* raw: wait for LSR.THRE, write THR; no lock */
 int hv_serial_getc_nonblock(void);           /* LSR.DR ? RBR : -1; no lock */
-int hv_getc(void);                           /* blocks; polls LSR every ~1 ms while idle */
+int hv_getc(void);                           /* blocks; idles between LSR polls, woken by input */
 
 /* ---- console: locked, "\n" -> "\r\n" (serial.c, printf.c) ---- */
 void hv_console_lock(void);

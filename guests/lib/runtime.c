@@ -36,20 +36,27 @@ void hv_park(void)
 
 u64 hv_ms_to_tsc(u64 ms) { return ms * hv_tsc_khz; }
 
+/* Idle until the TSC reaches deadline: the monitor's idle port sleeps the vCPU (it may end
+ * early, on input or a host request; the loop goes back for the rest). */
+void hv_idle_until(u64 deadline)
+{
+    for (;;) {
+        u64 now = hv_rdtsc();
+        if ((s64)(deadline - now) <= 0)
+            return;
+        u64 us = (deadline - now) * 1000 / hv_tsc_khz;
+        outl(HV_PORT_IDLE, (u32)(us > 1000000 ? 1000000 : us ? us : 1));
+    }
+}
+
 void hv_sleep_us(u64 us)
 {
-    u64 start = hv_rdtsc();
-    u64 ticks = us * hv_tsc_khz / 1000;
-    while (hv_rdtsc() - start < ticks)
-        cpu_relax();
+    hv_idle_until(hv_rdtsc() + us * hv_tsc_khz / 1000);
 }
 
 void hv_sleep_ms(u64 ms)
 {
-    u64 start = hv_rdtsc();
-    u64 ticks = hv_ms_to_tsc(ms);
-    while (hv_rdtsc() - start < ticks)
-        cpu_relax();
+    hv_idle_until(hv_rdtsc() + hv_ms_to_tsc(ms));
 }
 
 u64 hv_uptime_ms(void)

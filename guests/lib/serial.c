@@ -52,7 +52,7 @@ int hv_getc(void)
         hv_console_unlock();
         if (c >= 0)
             return c;
-        hv_sleep_ms(1);       /* idle back-off: about 1000 LSR reads a second, not a storm */
+        outl(HV_PORT_IDLE, 100000);   /* idle until input arrives (or 100 ms): no host CPU spent */
     }
 }
 

@@ -158,6 +158,10 @@ class Vm:
         """Offer bytes to COM1's RX FIFO; returns how many it took (the FIFO holds 64)."""
         return lib.hv_uart_push_rx(self.ptr, data, len(data))
 
+    def wake_idle(self) -> None:
+        """End the idle-port wait of the VM's vCPUs: input arrived somewhere they should look."""
+        lib.hv_vm_wake_idle(self.ptr)
+
     def uart_stats(self) -> dict:
         s = ffi.new("struct hv_uart_stats *")
         lib.hv_uart_get_stats(self.ptr, s)

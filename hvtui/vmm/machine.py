@@ -235,6 +235,7 @@ class Machine:
         with transport.lock:
             self.hvc.feed(data)
         self.paravirt.kick(transport, RECEIVEQ)
+        self.vm.wake_idle()
 
     def device_failures(self) -> list[str]:
         """Why any virtio device asked for a reset (a guest that handed it a bad ring)."""
