@@ -1,0 +1,247 @@
+"""HvtuiApp: the Textual application around one Host.
+
+The app starts the Host on its own asyncio loop when it mounts, creates the fleet (the
+default one or a --fleet file's), and closes the Host (killing and removing every guest)
+when it unmounts. Screens only read the Host; lifecycle goes through the methods here,
+which run as workers and turn errors into notifications. Host events are relayed to the
+screens; a crash raises an error notification naming the guest and the reason.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import resource
+from pathlib import Path
+from typing import Iterable
+
+from textual.app import App, SystemCommand
+from textual.screen import Screen
+
+from hvtui import images
+from hvtui.errors import HvError
+from hvtui.host import HVC, SERIAL, GuestSpec, Host, HostEvent
+from hvtui.tui.config import DEFAULT_FLEET, Config, load_config, load_fleet
+from hvtui.tui.screens.console import PREFIX_COMMANDS, ConsoleScreen, key_label
+from hvtui.tui.screens.dashboard import DashboardScreen
+from hvtui.tui.screens.modals import ConfirmScreen, HelpScreen, NewGuestScreen
+from hvtui.tui.screens.scrollback import ScrollbackScreen
+from hvtui.vmm.kvm import Kvm
+from hvtui.vmm.machine import State
+
+
+class HvtuiApp(App):
+    CSS_PATH = "hvtui.tcss"
+    TITLE = "hvtui"
+
+    def __init__(self, specs: Iterable[GuestSpec] | None = None, config: Config | None = None,
+                 log_dir: str | Path | None = None, sample_interval: float = 0.5, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config or Config()
+        self.specs = [dataclasses.replace(s) for s in (DEFAULT_FLEET if specs is None else specs)]
+        self.host = Host(log_dir=log_dir, sample_interval=sample_interval)
+        self.fleet_started = False
+        self.console_guest: str | None = None
+        self._unsubscribe = None
+
+    # ---- life of the app ----
+    def on_mount(self) -> None:
+        if self.config.theme in self.available_themes:
+            self.theme = self.config.theme
+        else:
+            self.notify(f"unknown theme {self.config.theme!r}; themes: {', '.join(sorted(self.available_themes))}",
+                        title="Config", severity="warning", timeout=10)
+        keymap = dict(self.config.keymap)
+        keymap.setdefault("console.detach", self.config.detach_key)
+        keymap.setdefault("console.prefix", self.config.prefix_key)
+        self.set_keymap(keymap)
+        self.host.start()
+        self._unsubscribe = self.host.subscribe(self.on_host_event)
+        self.push_screen(DashboardScreen())
+        self.run_worker(self.start_fleet(), name="fleet", group="fleet")
+
+    async def start_fleet(self) -> None:
+        for spec in self.specs:
+            try:
+                await self.host.create(spec)
+            except HvError as e:
+                self.notify(f"{spec.name or spec.image}: {e}", title="Could not start a guest",
+                            severity="error", timeout=10)
+        self.fleet_started = True
+
+    async def on_unmount(self) -> None:
+        if self._unsubscribe:
+            self._unsubscribe()
+        await self.host.close()
+
+    # ---- host events ----
+    def on_host_event(self, event: HostEvent) -> None:
+        if event.kind == "state" and event.state == State.RUNNING:
+            self.lower_vcpu_priority(event.guest)
+        if event.kind == "state" and event.state == State.CRASHED:
+            guest = self.host.guests.get(event.guest)
+            reason = guest.crash.summary() if guest and guest.crash else "unknown reason"
+            self.notify(f"{event.guest} crashed: {reason}", title="Guest crashed",
+                        severity="error", timeout=15)
+        for screen in self.screen_stack:
+            handler = getattr(screen, "host_event", None)
+            if handler is not None:
+                handler(event)
+
+    def lower_vcpu_priority(self, name: str) -> None:
+        """Give a guest's vCPU threads the configured niceness, so that the UI (on the main
+        thread) keeps answering keys when guests keep every core busy; the guest whose
+        console is open gets a better one (console_nice), so that it answers keys too."""
+        guest = self.host.guests.get(name)
+        if guest is None or self.config.vcpu_nice <= 0:
+            return
+        background = self.config.vcpu_nice if self.can_lower_nice() else self.config.console_nice
+        nice = self.config.console_nice if name == self.console_guest else background
+        for thread in getattr(guest.machine, "_threads", ()):
+            if thread.native_id is not None and thread.is_alive():
+                with contextlib.suppress(OSError):
+                    os.setpriority(os.PRIO_PROCESS, thread.native_id, nice)
+
+    def can_lower_nice(self) -> bool:
+        """Whether a thread's niceness can go back down (root, or RLIMIT_NICE allows it);
+        without that every guest stays at console_nice rather than at vcpu_nice."""
+        limit = resource.getrlimit(resource.RLIMIT_NICE)[0]
+        return os.geteuid() == 0 or limit == resource.RLIM_INFINITY or limit >= 20 - self.config.console_nice
+
+    def set_console_guest(self, name: str | None) -> None:
+        """The guest whose console is on screen (None: none); priorities follow it."""
+        before, self.console_guest = self.console_guest, name
+        for guest in (before, name):
+            if guest:
+                self.lower_vcpu_priority(guest)
+
+    def guest_order(self) -> list[str]:
+        """Guest names in the dashboard's order (its sort and filter)."""
+        for screen in self.screen_stack:
+            if isinstance(screen, DashboardScreen) and screen.is_mounted:
+                return list(screen.table.order) or list(self.host.guests)
+        return list(self.host.guests)
+
+    # ---- lifecycle (shared by the dashboard, the console and the palette) ----
+    def _run(self, coro, what: str) -> None:
+        async def guarded():
+            try:
+                await coro
+            except HvError as e:
+                self.notify(str(e), title=f"Could not {what}", severity="error", timeout=6)
+            self.refresh_bindings()
+        self.run_worker(guarded(), group="lifecycle")
+
+    def toggle_pause(self, name: str) -> None:
+        guest = self.host.guests.get(name)
+        if guest is None:
+            return
+        if guest.state == State.PAUSED:
+            self._run(self.host.resume(name), "resume")
+        else:
+            self._run(self.host.pause(name), "pause")
+
+    def stop_guest(self, name: str) -> None:
+        self._run(self.host.stop(name), "stop")
+
+    def kill_guest(self, name: str) -> None:
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._run(self.host.kill(name), "kill")
+        self.push_screen(ConfirmScreen(f"Kill {name}? Its vCPUs end now."), answered)
+
+    def remove_guest(self, name: str) -> None:
+        self._run(self.host.remove(name), "remove")
+
+    def create_guest(self, spec: GuestSpec) -> None:
+        async def create():
+            guest = await self.host.create(spec)
+            self.notify(f"{guest.name} started", timeout=2)
+        self._run(create(), f"create {spec.name or spec.image}")
+
+    def ask_quit(self) -> None:
+        """Quit, asking first when guests are still live (quitting kills them)."""
+        live = [g.name for g in self.host.guests.values() if g.state.live]
+        if not live:
+            self.exit()
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.exit()
+        self.push_screen(ConfirmScreen(f"Quit hvtui? {len(live)} live guest(s) will be killed."), answered)
+
+    def ask_new_guest(self, image: str = "counter") -> None:
+        def answered(spec: GuestSpec | None) -> None:
+            if spec is not None:
+                self.create_guest(spec)
+        self.push_screen(NewGuestScreen(image), answered)
+
+    def open_console(self, name: str) -> None:
+        if name in self.host.guests:
+            self.push_screen(ConsoleScreen(name))
+
+    def show_scrollback(self, name: str, console: str = SERIAL) -> None:
+        guest = self.host.guests.get(name)
+        if guest is not None:
+            history = guest.hvc_history if console == HVC else guest.history
+            self.push_screen(ScrollbackScreen(f"{name} ({console})", bytes(history)))
+
+    def show_help(self) -> None:
+        dashboard = []
+        for b in DashboardScreen.BINDINGS:
+            key = self.keymap_key(b.id, b.key)
+            shown = dataclasses.replace(b, key=key.split(",")[0].strip(), key_display=None)
+            dashboard.append((self.get_key_display(shown), b.description or b.action))
+        dashboard.append(("enter", "Console of the selected guest"))
+        prefix = key_label(self.config.prefix_key)
+        console = [(key_label(self.config.detach_key), "detach")]
+        console += [(f"{prefix} {prefix if k == 'prefix' else k}", what) for k, what in PREFIX_COMMANDS]
+        console.append(("other keys", "go to the guest (Ctrl+letter, arrows, F1-F12)"))
+        console.append(("ctrl+q", "quit hvtui at once, anywhere (live guests are killed)"))
+        self.push_screen(HelpScreen(dashboard, console))
+
+    def keymap_key(self, binding_id: str | None, default: str) -> str:
+        return self.config.keymap.get(binding_id or "", default)
+
+    # ---- command palette ----
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("New guest", "Create a guest (image, memory, vCPUs, name)", self.ask_new_guest)
+        yield SystemCommand("Help", "Every key of the dashboard and the console", self.show_help)
+        for name, img in images.BUILTINS.items():
+            yield SystemCommand(f"New guest: {name}", f"Start a {name} guest now: {img.description}",
+                                lambda n=name: self.create_guest(GuestSpec(n, memory_mib=32)))
+        for guest in list(self.host.guests.values()):
+            n = guest.name
+            yield SystemCommand(f"Console: {n}", f"Attach to {n}'s serial console",
+                                lambda n=n: self.open_console(n), discover=False)
+            if guest.state in (State.RUNNING, State.PAUSED):
+                verb = "Resume" if guest.state == State.PAUSED else "Pause"
+                yield SystemCommand(f"{verb}: {n}", f"{verb} {n}", lambda n=n: self.toggle_pause(n), discover=False)
+            if guest.state.live:
+                yield SystemCommand(f"Stop: {n}", f"Stop {n}", lambda n=n: self.stop_guest(n), discover=False)
+                yield SystemCommand(f"Kill: {n}", f"Kill {n} (asks first)", lambda n=n: self.kill_guest(n),
+                                    discover=False)
+            else:
+                yield SystemCommand(f"Remove: {n}", f"Remove {n}", lambda n=n: self.remove_guest(n),
+                                    discover=False)
+
+    def check_action(self, action: str, parameters) -> bool | None:
+        # on a console, Ctrl+P belongs to the guest
+        if action == "command_palette" and isinstance(self.screen, ConsoleScreen):
+            return False
+        return True
+
+
+def run_tui(args) -> int:
+    """`hvtui [--fleet FILE.toml]`: the TUI over the default fleet or the file's guests."""
+    config = load_config()
+    fleet = getattr(args, "fleet", None)
+    specs = load_fleet(fleet) if fleet else None
+    for spec in specs or DEFAULT_FLEET:     # a bad image or no KVM: one line, before any screen
+        images.resolve(spec.image)
+    Kvm.get()
+    app = HvtuiApp(specs=specs, config=config)
+    app.run()
+    return app.return_code or 0

@@ -1,0 +1,131 @@
+"""Settings of the TUI and the fleet it starts.
+
+The config file lives at $XDG_CONFIG_HOME/hvtui/config.toml (~/.config/hvtui/config.toml):
+
+    theme = "textual-dark"
+    vcpu_nice = 19                         # guests' vCPU threads yield to the UI (0: off)
+    console_nice = 10                      # the guest whose console is open, a little less
+    [console]
+    detach = "ctrl+right_square_bracket"   # Ctrl-]
+    prefix = "ctrl+a"                      # prefix twice sends it to the guest
+    columns = 80
+    lines = 24
+    [keymap]                               # binding id = key(s), as Textual's keymap
+    pause = "space"
+
+A fleet file names the guests `hvtui --fleet FILE.toml` starts:
+
+    [[guest]]
+    image = "counter"     # built-in name or path to an ELF64 file
+    name = "c1"           # optional
+    memory = 64           # MiB, optional
+    vcpus = 1             # optional
+    cmdline = "..."       # optional
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hvtui.errors import ConfigError
+from hvtui.host import GuestSpec
+
+DEFAULT_FLEET = (
+    GuestSpec("counter", name="counter-1", memory_mib=32),
+    GuestSpec("counter", name="counter-2", memory_mib=32),
+    GuestSpec("shell", name="shell-1", memory_mib=32),
+    GuestSpec("hello", name="hello-1", memory_mib=16),
+)
+
+GUEST_KEYS = {"image": str, "name": str, "memory": int, "vcpus": int, "cmdline": str, "watchdog": (int, float)}
+
+
+@dataclass
+class Config:
+    theme: str = "textual-dark"
+    detach_key: str = "ctrl+right_square_bracket"
+    prefix_key: str = "ctrl+a"
+    columns: int = 80
+    lines: int = 24
+    keymap: dict[str, str] = field(default_factory=dict)
+    vcpu_nice: int = 19             # niceness of guests' vCPU threads: the UI stays responsive
+    console_nice: int = 10          # ... and of the guest whose console is open
+    path: Path | None = None
+
+
+def config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "hvtui" / "config.toml"
+
+
+def _read_toml(path: Path, what: str) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {path}: no such file") from None
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"{what} {path}: {e}") from None
+
+
+def _expect(value, kind, where: str):
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ConfigError(f"{where}: expected {getattr(kind, '__name__', 'a number')}, got {value!r}")
+    return value
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """The user's settings; defaults when the file does not exist (unless named explicitly)."""
+    explicit = path is not None
+    path = Path(path) if path else config_path()
+    if not explicit and not path.is_file():
+        return Config()
+    data = _read_toml(path, "config file")
+    cfg = Config(path=path)
+    cfg.theme = _expect(data.get("theme", cfg.theme), str, f"{path}: theme")
+    console = _expect(data.get("console", {}), dict, f"{path}: [console]")
+    cfg.detach_key = _expect(console.get("detach", cfg.detach_key), str, f"{path}: console.detach")
+    cfg.prefix_key = _expect(console.get("prefix", cfg.prefix_key), str, f"{path}: console.prefix")
+    cfg.columns = _expect(console.get("columns", cfg.columns), int, f"{path}: console.columns")
+    cfg.lines = _expect(console.get("lines", cfg.lines), int, f"{path}: console.lines")
+    if not (20 <= cfg.columns <= 500 and 5 <= cfg.lines <= 200):
+        raise ConfigError(f"{path}: console size {cfg.columns}x{cfg.lines} is out of range")
+    for key in ("vcpu_nice", "console_nice"):
+        value = _expect(data.get(key, getattr(cfg, key)), int, f"{path}: {key}")
+        if not 0 <= value <= 19:
+            raise ConfigError(f"{path}: {key} must be between 0 and 19")
+        setattr(cfg, key, value)
+    keymap = _expect(data.get("keymap", {}), dict, f"{path}: [keymap]")
+    cfg.keymap = {str(k): _expect(v, str, f"{path}: keymap.{k}") for k, v in keymap.items()}
+    return cfg
+
+
+def load_fleet(path: str | Path) -> list[GuestSpec]:
+    """The guests of a fleet file, checked before any is created."""
+    path = Path(path)
+    data = _read_toml(path, "fleet file")
+    guests = data.get("guest")
+    if not isinstance(guests, list) or not guests:
+        raise ConfigError(f"fleet file {path}: no [[guest]] tables")
+    specs, names = [], set()
+    for i, g in enumerate(guests, 1):
+        where = f"fleet file {path}: guest {i}"
+        unknown = set(g) - set(GUEST_KEYS)
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} "
+                              f"(known: {', '.join(GUEST_KEYS)})")
+        for key, kind in GUEST_KEYS.items():
+            if key in g:
+                _expect(g[key], kind, f"{where}: {key}")
+        if "image" not in g:
+            raise ConfigError(f"{where}: no image")
+        name = g.get("name", "")
+        if name and name in names:
+            raise ConfigError(f"{where}: the name {name!r} is used twice")
+        names.add(name)
+        specs.append(GuestSpec(image=g["image"], name=name, memory_mib=g.get("memory", 64),
+                               vcpus=g.get("vcpus", 1), cmdline=g.get("cmdline"),
+                               watchdog_s=float(g.get("watchdog", 5.0))))
+    return specs

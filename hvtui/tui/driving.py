@@ -1,0 +1,49 @@
+"""Drive the app headless (tests, the screenshot script, the benchmark) under Pilot.
+
+Pilot.press waits after each key for the *process* to go idle (process CPU time against
+wall time); guests spin on their vCPU threads, so that never happens and each key would
+cost two seconds. press() here sends the same key events and waits only for the screen
+to have processed them.
+"""
+from __future__ import annotations
+
+import asyncio
+import unicodedata
+
+from textual import events
+from textual.keys import REPLACED_KEYS, _character_to_key, _get_unicode_name_from_key
+
+
+def key_event(key: str) -> events.Key:
+    """The Key event Pilot would send for key ("a", "enter", "ctrl+a", "/" ...)."""
+    if len(key) == 1 and not key.isalnum():
+        key = _character_to_key(key)
+    try:
+        char = unicodedata.lookup(_get_unicode_name_from_key(REPLACED_KEYS.get(key, key)))
+    except KeyError:
+        char = key if len(key) == 1 else None
+    return events.Key(key, char)
+
+
+async def press(pilot, *keys: str) -> None:
+    app = pilot.app
+    for key in keys:
+        event = key_event(key)
+        event.set_sender(app)
+        app._driver.send_message(event)
+        await pilot._wait_for_screen()
+        await asyncio.sleep(0.01)
+    await pilot._wait_for_screen()
+
+
+async def wait_until(pilot, condition, timeout: float = 15.0, what: str = "condition"):
+    """Let the app run until condition() is true; its value. AssertionError on timeout."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await pilot.pause(0.05)

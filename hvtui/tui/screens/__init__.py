@@ -1,0 +1,1 @@
+"""Screens of the hvtui app: dashboard, console, and the modals in their own module."""

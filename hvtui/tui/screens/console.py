@@ -1,0 +1,201 @@
+"""The console screen: one guest's serial console in a Terminal widget.
+
+Every key goes to the guest as bytes, except two: the detach key (Ctrl-] by default) and
+the prefix key (Ctrl-A by default). After the prefix: the prefix again sends it to the
+guest; d detaches; p pauses or resumes; s stops; k kills (after a confirmation); n / N
+switch to the next / previous guest's console; v switches between the guest's serial
+console (COM1) and its virtio-console (hvc0); [ opens the searchable scrollback; ? help.
+Both keys come from the config file ([console] detach, prefix).
+"""
+from __future__ import annotations
+
+from rich.text import Text
+from textual import events
+from textual.binding import Binding
+from textual.containers import Center, Container, Middle
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from hvtui.errors import HvError
+from hvtui.host import HVC, SERIAL
+from hvtui.tui import format as fmt
+from hvtui.tui.widgets.terminal import Terminal, key_to_bytes
+
+REPLAY_BYTES = 16 * 1024      # console history replayed on attach: a screenful with room to
+                              # spare (pyte takes ~1.7 ms per KiB here; the rest is in scrollback)
+
+PREFIX_COMMANDS = [
+    ("prefix", "send the prefix key itself to the guest"),
+    ("d", "detach (back to the dashboard)"),
+    ("p", "pause / resume the guest"),
+    ("s", "stop the guest"),
+    ("k", "kill the guest (asks first)"),
+    ("n / N", "next / previous guest's console"),
+    ("v", "serial console (COM1) / virtio-console (hvc0)"),
+    ("[", "scrollback with search"),
+    ("?", "help"),
+]
+
+
+def key_label(key: str) -> str:
+    """ctrl+right_square_bracket -> ^], ctrl+a -> ^A."""
+    if key == "ctrl+right_square_bracket":
+        return "^]"
+    if key.startswith("ctrl+") and len(key) == 6:
+        return "^" + key[5].upper()
+    return key
+
+
+class ConsoleScreen(Screen):
+    BINDINGS = [
+        Binding("ctrl+right_square_bracket", "detach", "Detach", id="console.detach", key_display="^]"),
+        Binding("ctrl+a", "prefix", "Prefix", id="console.prefix", key_display="^A"),
+    ]
+
+    def __init__(self, guest: str, **kwargs):
+        super().__init__(**kwargs)
+        self.guest_name = guest
+        self.console = SERIAL
+        self.prefix_armed = False
+        self._unsubscribe = None
+        cfg = self.app.config
+        self.detach_key, self.prefix_key = cfg.detach_key, cfg.prefix_key
+        self.term = Terminal(cfg.columns, cfg.lines, id="terminal")
+
+    def compose(self):
+        yield Static(id="console-title")
+        with Middle(id="console-body"):
+            with Center():
+                with Container(id="terminal-frame"):
+                    yield self.term
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.attach(self.guest_name)
+        self.term.focus()
+
+    def on_unmount(self) -> None:
+        self._detach_stream()
+
+    # ---- wiring to the host ----
+    def _detach_stream(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+            self.app.set_console_guest(None)
+
+    def attach(self, name: str, console: str = SERIAL) -> None:
+        """Show a console of guest name: replay its recent history, then follow it."""
+        self._detach_stream()
+        host = self.app.host
+        guest = host.get(name)
+        self.guest_name, self.console = name, console
+        self.term.reset()
+        history = guest.hvc_history if console == HVC else guest.history
+        tail = bytes(history[-REPLAY_BYTES:])
+        if len(history) > REPLAY_BYTES and b"\n" in tail:
+            tail = tail[tail.index(b"\n") + 1:]    # start on a line, not inside an escape
+        self.term.feed(tail)
+        self._unsubscribe = host.console_subscribe(name, self.term.feed, console)
+        self.app.set_console_guest(name)
+        self.update_title()
+
+    def host_event(self, event) -> None:
+        if event.kind == "removed" and event.guest == self.guest_name:
+            self._unsubscribe = None
+            self.app.notify(f"{event.guest} was removed", severity="warning")
+            self.dismiss_console()
+        elif event.guest == self.guest_name and event.kind == "state":
+            self.update_title()
+
+    def update_title(self) -> None:
+        guest = self.app.host.guests.get(self.guest_name)
+        if guest is None:
+            return
+        t = Text.assemble(("console ", "bold"), (self.guest_name, "bold"), f" {self.port_name} ",
+                          fmt.state_text(guest.state))
+        if self.prefix_armed:
+            t.append("   PREFIX: d detach · p pause/resume · s stop · k kill · n/N next/prev · v COM1/hvc0 · [ scrollback",
+                     style="reverse")
+        else:
+            t.append(f"   {key_label(self.detach_key)} detach · {key_label(self.prefix_key)} then d/p/s/k/n/N/v/[/?",
+                     style="dim")
+        self.query_one("#console-title", Static).update(t)
+        self.query_one("#terminal-frame").border_title = (
+            f"{self.guest_name} · {self.port_name} · {self.term.columns}x{self.term.lines}")
+
+    @property
+    def port_name(self) -> str:
+        return "hvc0" if self.console == HVC else "COM1"
+
+    # ---- keys ----
+    def on_key(self, event: events.Key) -> None:
+        event.stop()
+        event.prevent_default()
+        key = event.key
+        if self.prefix_armed:
+            self.prefix_armed = False
+            self.update_title()
+            self.prefix_command(key, event.character)
+            return
+        if key == self.detach_key:
+            self.action_detach()
+        elif key == self.prefix_key:
+            self.action_prefix()
+        else:
+            self.send(key_to_bytes(key, event.character, self.term.app_cursor))
+
+    def on_paste(self, event: events.Paste) -> None:
+        event.stop()
+        self.send(event.text.replace("\r\n", "\r").replace("\n", "\r").encode())
+
+    def send(self, data: bytes | None) -> None:
+        if not data:
+            return
+        try:
+            self.app.host.send_input(self.guest_name, data, self.console)
+        except HvError as e:
+            self.app.bell()
+            self.notify(str(e), severity="warning", timeout=2)
+
+    def prefix_command(self, key: str, character: str | None) -> None:
+        c = character or ""
+        if key == self.prefix_key:
+            self.send(key_to_bytes(key, character, self.term.app_cursor))
+        elif c == "d" or key == self.detach_key:
+            self.action_detach()
+        elif c == "p":
+            self.app.toggle_pause(self.guest_name)
+        elif c == "s":
+            self.app.stop_guest(self.guest_name)
+        elif c == "k":
+            self.app.kill_guest(self.guest_name)
+        elif c in ("n", "N"):
+            self.switch(+1 if c == "n" else -1)
+        elif c == "v":
+            self.attach(self.guest_name, SERIAL if self.console == HVC else HVC)
+        elif c == "[":
+            self.app.show_scrollback(self.guest_name, self.console)
+        elif c == "?":
+            self.app.show_help()
+        else:
+            self.app.bell()
+
+    def switch(self, step: int) -> None:
+        names = self.app.guest_order()
+        if not names:
+            return
+        i = names.index(self.guest_name) if self.guest_name in names else -1
+        self.attach(names[(i + step) % len(names)])
+
+    def action_prefix(self) -> None:
+        self.prefix_armed = True
+        self.update_title()
+
+    def action_detach(self) -> None:
+        self.dismiss_console()
+
+    def dismiss_console(self) -> None:
+        self._detach_stream()
+        if self.app.screen is self:
+            self.app.pop_screen()

@@ -1,0 +1,213 @@
+"""The dashboard: host header, the table of guests, the selected guest's detail panel.
+
+Lifecycle keys are named bindings (ids usable in the keymap) shown in the footer and
+greyed out by check_action when the selected guest's state forbids them. The view is
+refreshed from Host events and a 2 Hz timer; it only reads the Host.
+"""
+from __future__ import annotations
+
+import collections
+
+import psutil
+from rich.text import Text
+from textual.binding import Binding
+from textual.screen import ModalScreen, Screen
+from textual.widgets import DataTable, Footer, Input, Static
+
+from hvtui.tui import format as fmt
+from hvtui.tui.widgets.detail import DetailPanel
+from hvtui.tui.widgets.guest_table import COLUMNS, GuestTable
+from hvtui.vmm.machine import State
+
+REFRESH_S = 0.5
+
+# action -> states of the selected guest in which it is allowed (None: any guest)
+ALLOWED = {
+    "pause": {State.RUNNING, State.PAUSED},
+    "stop": {State.RUNNING, State.PAUSED, State.CREATED},
+    "kill": {State.RUNNING, State.PAUSED, State.CREATED},
+    "remove": {State.STOPPED, State.CRASHED},
+    "console": None,
+}
+
+
+class DashboardScreen(Screen):
+    BINDINGS = [
+        Binding("n", "new", "New", id="new"),
+        Binding("c", "console", "Console", id="console"),
+        Binding("p", "pause", "Pause/Resume", id="pause"),
+        Binding("s", "stop", "Stop", id="stop"),
+        Binding("k", "kill", "Kill", id="kill"),
+        Binding("x", "remove", "Remove", id="remove"),
+        Binding("slash", "filter", "Filter", id="filter"),
+        Binding("o", "sort", "Sort", id="sort"),
+        Binding("O", "reverse_sort", "Reverse", id="reverse_sort", show=False),
+        Binding("question_mark", "help", "Help", id="help"),
+        Binding("q", "quit", "Quit", id="quit"),
+        Binding("escape", "clear_filter", "Clear filter", id="clear_filter", show=False),
+    ]
+
+    _selection = None       # (name, state) of the selected guest when bindings were refreshed
+
+    def compose(self):
+        yield Static(id="host-header")
+        yield GuestTable(id="guests")
+        yield Input(placeholder="filter: name, image or state (Enter keeps it, Esc clears it)",
+                    id="filter")
+        yield DetailPanel(id="detail")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        psutil.cpu_percent(None)             # prime the host CPU meter
+        self.query_one("#filter", Input).display = False
+        self.table.focus()
+        self.refresh_view()
+        self.set_interval(REFRESH_S, self.refresh_view)
+
+    @property
+    def table(self) -> GuestTable:
+        return self.query_one(GuestTable)
+
+    @property
+    def host(self):
+        return self.app.host
+
+    def selected_guest(self):
+        name = self.table.selected
+        return self.host.guests.get(name) if name else None
+
+    # ---- view ----
+    def visible(self) -> bool:
+        """Shown, or under a modal: not hidden behind a console."""
+        return self.is_mounted and (self.is_current or isinstance(self.app.screen, ModalScreen))
+
+    def host_event(self, event) -> None:
+        if event.kind != "stats" and self.visible():
+            self.refresh_view()
+
+    def on_screen_resume(self) -> None:
+        self.refresh_view()
+
+    def refresh_view(self) -> None:
+        if not self.visible():
+            return
+        guests = list(self.host.guests.values())
+        self.query_one("#host-header", Static).update(self.header_text(guests))
+        self.table.update_guests(guests)
+        guest = self.selected_guest()
+        self.query_one(DetailPanel).show(guest)
+        selection = (guest.name, guest.state) if guest else None
+        if selection != self._selection:          # the footer recomposes on each refresh
+            self._selection = selection
+            self.refresh_bindings()
+
+    def header_text(self, guests) -> Text:
+        mem = psutil.virtual_memory()
+        counts = collections.Counter(g.state for g in guests)
+        t = Text.assemble(("hvtui", "bold"), "  host CPU ", (f"{psutil.cpu_percent(None):3.0f}%", "bold"),
+                          f" of {psutil.cpu_count()}  memory ",
+                          (f"{fmt.human_bytes(mem.used)} / {fmt.human_bytes(mem.total)}", "bold"),
+                          f"  guests {len(guests)}: ")
+        parts = [(f"{counts[s]} {s.value}", fmt.STATE_STYLES[s]) for s in State if counts[s]]
+        for i, p in enumerate(parts):
+            if i:
+                t.append(" · ")
+            t.append(*p)
+        if self.table.filter_text:
+            t.append(f"  filter: {self.table.filter_text!r}", style="italic")
+        return t
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.query_one(DetailPanel).show(self.selected_guest())
+        self.refresh_bindings()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_console()
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        key = event.column_key.value
+        if key == self.table.sort_column:
+            self.table.set_sort(key, not self.table.sort_reverse)
+        else:
+            self.table.set_sort(key, False)
+        self.refresh_view()
+
+    # ---- bindings ----
+    def check_action(self, action: str, parameters) -> bool | None:
+        if action in ALLOWED:
+            guest = self.selected_guest()
+            if guest is None:
+                return None
+            allowed = ALLOWED[action]
+            return True if allowed is None or guest.state in allowed else None
+        if action == "clear_filter":
+            return bool(self.table.filter_text) or self.query_one("#filter").display
+        return True
+
+    def action_new(self) -> None:
+        self.app.ask_new_guest()
+
+    def action_console(self) -> None:
+        guest = self.selected_guest()
+        if guest is not None:
+            self.app.open_console(guest.name)
+
+    def action_pause(self) -> None:
+        guest = self.selected_guest()
+        if guest is not None:
+            self.app.toggle_pause(guest.name)
+
+    def action_stop(self) -> None:
+        guest = self.selected_guest()
+        if guest is not None:
+            self.app.stop_guest(guest.name)
+
+    def action_kill(self) -> None:
+        guest = self.selected_guest()
+        if guest is not None:
+            self.app.kill_guest(guest.name)
+
+    def action_remove(self) -> None:
+        guest = self.selected_guest()
+        if guest is not None:
+            self.app.remove_guest(guest.name)
+
+    def action_sort(self) -> None:
+        column = self.table.cycle_sort()
+        self.notify(f"sorted by {next(c.label for c in COLUMNS if c.key == column)}", timeout=1.5)
+        self.refresh_view()
+
+    def action_reverse_sort(self) -> None:
+        self.table.set_sort(self.table.sort_column, not self.table.sort_reverse)
+        self.refresh_view()
+
+    def action_help(self) -> None:
+        self.app.show_help()
+
+    def action_quit(self) -> None:
+        self.app.ask_quit()
+
+    # ---- filter ----
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.value = self.table.filter_text
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.value = ""
+        box.display = False
+        self.table.filter_text = ""
+        self.table.focus()
+        self.refresh_view()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            self.table.filter_text = event.value.strip()
+            self.refresh_view()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            event.input.display = bool(self.table.filter_text)
+            self.table.focus()

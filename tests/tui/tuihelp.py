@@ -1,0 +1,29 @@
+"""Helpers of the TUI tests: wait for what the screen should come to show, read cells."""
+from __future__ import annotations
+
+from hvtui.tui.driving import press, wait_until  # noqa: F401  (re-exported)
+
+SIZE = (120, 40)
+
+
+def cell(app, guest: str, column: str) -> str:
+    from textual.widgets.data_table import CellDoesNotExist
+    try:
+        return app.screen.table.get_cell(guest, column).plain
+    except CellDoesNotExist:
+        return ""
+
+
+def notes(app) -> list[str]:
+    return [f"{n.title}: {n.message}" for n in app._notifications]
+
+
+def text_of(widget) -> str:
+    """The plain text of what a Static shows (rich renderables rendered 200 columns wide)."""
+    import io
+
+    from rich.console import Console
+    console = Console(width=200, file=io.StringIO(), record=True, color_system=None)
+    console.print(widget.content)
+    return console.export_text()
+
