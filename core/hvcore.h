@@ -107,6 +107,7 @@ int hv_kvm_is_pvm(void);                              /* 1 when the kvm_pvm modu
 /* The VM: in-kernel irqchip + PIT, COM1, i8042, debug exit */
 int hv_vm_create(int kvm_fd, struct hv_vm **out);
 void hv_vm_destroy(struct hv_vm *vm);
+int hv_vm_warm(struct hv_vm *vm);   /* pay KVM's one-time cost of a VM's first memory slot now */
 int hv_vm_fd(struct hv_vm *vm);
 int hv_vm_map_ram(struct hv_vm *vm, uint32_t slot, uint64_t gpa, uint64_t size, int fd, uint64_t offset, void **host);
 uint64_t hv_vm_resident_bytes(struct hv_vm *vm);          /* RAM pages resident in host memory, in bytes */

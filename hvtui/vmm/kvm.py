@@ -116,6 +116,9 @@ class Vm:
         self.console_fd = lib.hv_console_fd(self.ptr)
         self._console_buf = ffi.new("uint8_t[]", 65536)
 
+    def warm(self) -> None:
+        check(lib.hv_vm_warm(self.ptr))
+
     def map_ram(self, slot: int, gpa: int, size: int, fd: int = -1, offset: int = 0):
         """Map size bytes of RAM at gpa; returns the host pointer (a cffi void *)."""
         host = ffi.new("void **")
@@ -213,6 +216,59 @@ def _struct(ctype: str, blob: bytes):
         raise ValueError(f"{ctype.rstrip(' *')}: {len(blob)} bytes saved, {ffi.sizeof(s[0])} expected")
     ffi.buffer(s)[:] = blob
     return s
+
+
+class VmPool:
+    """One warmed VM kept ready (Vm.warm: KVM-PVM charges 6-10 ms for a VM's first memory
+    slot), so a restore or a new guest does not pay it; a thread prepares the next."""
+
+    def __init__(self, kvm: Kvm):
+        self.kvm = kvm
+        self._spare: Vm | None = None
+        self._lock = threading.Lock()
+        self._refilling = False
+
+    def _fresh(self) -> Vm:
+        vm = Vm(self.kvm)
+        try:
+            vm.warm()
+        except KvmError:
+            pass          # a cold VM still works; it just maps its first slot slower
+        return vm
+
+    def take(self) -> Vm:
+        with self._lock:
+            vm, self._spare = self._spare, None
+        if vm is None:
+            vm = self._fresh()
+        self._refill()
+        return vm
+
+    def _refill(self) -> None:
+        with self._lock:
+            if self._refilling or self._spare is not None:
+                return
+            self._refilling = True
+
+        def work():
+            try:
+                vm = self._fresh()
+            except Exception:
+                vm = None
+            with self._lock:
+                self._refilling = False
+                if self._spare is None:
+                    self._spare, vm = vm, None
+            if vm is not None:
+                vm.destroy()
+        threading.Thread(target=work, name="hvtui-vm-pool", daemon=True).start()
+
+    _pools: dict = {}
+
+    @classmethod
+    def for_kvm(cls, kvm: Kvm) -> VmPool:
+        with Kvm._lock:
+            return cls._pools.setdefault(id(kvm), cls(kvm))
 
 
 class Vcpu:

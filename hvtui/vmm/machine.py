@@ -30,7 +30,7 @@ from hvtui.vmm.devices.virtio.mmio import SLOT_SIZE
 from hvtui.vmm.paravirt import Paravirt
 from hvtui.vmm.devices.scratch import ScratchRegister
 from hvtui.vmm.exits import CrashReport, INTERNAL_SUBERRORS, emulation_bytes, exit_name, register_dump
-from hvtui.vmm.kvm import Kvm, Vcpu, Vm
+from hvtui.vmm.kvm import Kvm, Vcpu, VmPool
 from hvtui.vmm.loader import load_elf
 from hvtui.vmm.memory import GuestMemory
 
@@ -161,7 +161,7 @@ class Machine:
         cfg = self.config
         ram = cfg.memory_mib << 20
         low, high = layout.split_ram(ram)
-        self.vm = Vm(self.kvm)
+        self.vm = VmPool.for_kvm(self.kvm).take()
         self.memory.add(0, low, self.vm.map_ram(0, 0, low))
         if high:
             self.memory.add(layout.HIGH_RAM_START, high, self.vm.map_ram(1, layout.HIGH_RAM_START, high))
@@ -555,7 +555,7 @@ class Machine:
         """_build's twin for a snapshot: RAM mapped copy-on-write (MAP_PRIVATE) from the file,
         so nothing is copied and the cost does not grow with guest size."""
         cfg = self.config
-        self.vm = Vm(self.kvm)
+        self.vm = VmPool.for_kvm(self.kvm).take()
         for r in snap.regions:
             self.memory.add(r.gpa, r.size, self.vm.map_ram(r.slot, r.gpa, r.size, snap.fd, snap.mem_off + r.offset))
             self._ram_hint[r.slot] = r.runs
