@@ -35,13 +35,21 @@ FLEET = [
 ]
 
 
+PNG_FONT = "DejaVu Sans Mono"   # monospace, with the block and box characters
+
+
 def to_png(svg: Path) -> Path | None:
+    """The PNG of a Textual SVG. cairosvg ignores the SVG's textLength (which keeps each run
+    of text to its cells) and, without Fira Code installed, falls back to a proportional
+    font: runs then overlap ("11%of 2", a sparkline over the next column). So the PNG is
+    drawn with a monospace font this host has, whose cells match the SVG's."""
     try:
         import cairosvg
     except ImportError:
         return None
     png = svg.with_suffix(".png")
-    cairosvg.svg2png(url=str(svg), write_to=str(png), output_width=1600)
+    text = svg.read_text().replace("font-family: Fira Code, monospace;", f'font-family: "{PNG_FONT}";')
+    cairosvg.svg2png(bytestring=text.encode(), write_to=str(png), output_width=1600)
     return png
 
 

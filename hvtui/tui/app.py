@@ -5,6 +5,8 @@ default one or a --fleet file's), and closes the Host (killing and removing ever
 when it unmounts. Screens only read the Host; lifecycle goes through the methods here,
 which run as workers and turn errors into notifications. Host events are relayed to the
 screens; a crash raises an error notification naming the guest and the reason.
+Snapshot, restore and clone also run as workers (the Host does the blocking part on
+threads) and end with a notification of their result or of the error's one line.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import contextlib
 import dataclasses
 import os
 import resource
+import time
 from pathlib import Path
 from typing import Iterable
 
@@ -19,12 +22,13 @@ from textual.app import App, SystemCommand
 from textual.screen import Screen
 
 from hvtui import images
-from hvtui.errors import HvError
+from hvtui.errors import ConfigError, HvError
 from hvtui.host import HVC, SERIAL, GuestSpec, Host, HostEvent
 from hvtui.tui.config import DEFAULT_FLEET, Config, load_config, load_fleet
 from hvtui.tui.screens.console import PREFIX_COMMANDS, ConsoleScreen, key_label
 from hvtui.tui.screens.dashboard import DashboardScreen
-from hvtui.tui.screens.modals import ConfirmScreen, HelpScreen, NewGuestScreen
+from hvtui.tui.screens.modals import (SNAPSHOT_SUFFIX, CloneScreen, ConfirmScreen, HelpScreen,
+                                      NewGuestScreen, RestoreScreen, SnapshotScreen)
 from hvtui.tui.screens.scrollback import ScrollbackScreen
 from hvtui.vmm.kvm import Kvm
 from hvtui.vmm.machine import State
@@ -127,8 +131,8 @@ class HvtuiApp(App):
         async def guarded():
             try:
                 await coro
-            except HvError as e:
-                self.notify(str(e), title=f"Could not {what}", severity="error", timeout=6)
+            except (HvError, OSError) as e:
+                self.notify(str(e), title=f"Could not {what}", severity="error", timeout=8)
             self.refresh_bindings()
         self.run_worker(guarded(), group="lifecycle")
 
@@ -158,6 +162,96 @@ class HvtuiApp(App):
             guest = await self.host.create(spec)
             self.notify(f"{guest.name} started", timeout=2)
         self._run(create(), f"create {spec.name or spec.image}")
+
+    # ---- snapshots (shared by the dashboard, the console and the palette) ----
+    def default_snapshot_path(self, name: str) -> Path:
+        """<snapshot dir>/<guest>-<YYYYmmdd-HHMMSS>.hvsnap, not an existing file's name."""
+        base = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        directory = self.config.snapshots
+        path, n = directory / f"{base}{SNAPSHOT_SUFFIX}", 1
+        while path.exists():
+            n += 1
+            path = directory / f"{base}-{n}{SNAPSHOT_SUFFIX}"
+        return path
+
+    def _ensure_snapshot_dir(self, path: str | os.PathLike) -> None:
+        """Create the configured snapshot directory when path is in it (other directories
+        must exist: a typo should not make one)."""
+        directory = self.config.snapshots
+        if Path(path).expanduser().absolute().parent == directory.absolute():
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise ConfigError(f"snapshot directory {directory}: {e.strerror or e}") from None
+
+    def ask_snapshot(self, name: str) -> None:
+        if name not in self.host.guests:
+            return
+
+        def answered(path: str | None) -> None:
+            if path:
+                self.snapshot_guest(name, path)
+        self.push_screen(SnapshotScreen(name, self.default_snapshot_path(name)), answered)
+
+    def snapshot_guest(self, name: str, path: str | os.PathLike | None = None) -> None:
+        """Save a live snapshot of name to path (default: a new file in the snapshot dir)."""
+        async def save():
+            target = path or self.default_snapshot_path(name)
+            self._ensure_snapshot_dir(target)
+            info = await self.host.snapshot(name, target)
+            self.notify(f"snapshot of {name} saved to {info['path']} "
+                        f"({info['allocated_bytes'] / 2**20:.1f} MiB, {info['save_ms']:.0f} ms)",
+                        title="Snapshot", timeout=8)
+        self._run(save(), f"snapshot {name}")
+
+    def ask_restore(self) -> None:
+        def answered(answer: tuple[str, str | None] | None) -> None:
+            if answer:
+                self.restore_snapshot(*answer)
+        self.push_screen(RestoreScreen(self.config.snapshots), answered)
+
+    def restore_snapshot(self, path: str | os.PathLike, name: str | None = None) -> None:
+        """A new guest from the snapshot at path (verified first: a bad file creates nothing)."""
+        async def restore():
+            guest = await self.host.restore(path, name=name)
+            self.select_guest(guest.name)
+            self.notify(f"{guest.name} restored from {os.fspath(path)}", title="Restore", timeout=6)
+        self._run(restore(), f"restore {os.path.basename(os.fspath(path))}")
+
+    def ask_clone(self, name: str) -> None:
+        if name not in self.host.guests:
+            return
+
+        def answered(answer: tuple[int, str] | None) -> None:
+            if answer:
+                self.clone_guest(name, *answer)
+        self.push_screen(CloneScreen(name, taken=self.host.guests), answered)
+
+    def clone_guest(self, name: str, count: int, prefix: str) -> None:
+        """A live snapshot of name to the snapshot dir, restored as prefix-1 ... prefix-count."""
+        async def clone():
+            names = [f"{prefix}-{i}" for i in range(1, count + 1)]
+            taken = [n for n in names if n in self.host.guests]
+            if taken:
+                raise ConfigError(f"a guest named {taken[0]!r} already exists")
+            target = self.default_snapshot_path(name)
+            self._ensure_snapshot_dir(target)
+            info = await self.host.snapshot(name, target)
+            try:
+                clones = await self.host.clone(info["path"], names)
+            finally:
+                made = [n for n in names if n in self.host.guests]
+                if made:
+                    self.select_guest(made[0])
+            self.notify(f"{name} cloned {len(clones)} time(s): {', '.join(g.name for g in clones)} "
+                        f"(from {info['path']})", title="Clone", timeout=8)
+        self._run(clone(), f"clone {name}")
+
+    def select_guest(self, name: str) -> None:
+        """Put the dashboard's cursor on name (now, or as soon as its row is there)."""
+        for screen in self.screen_stack:
+            if isinstance(screen, DashboardScreen) and screen.is_mounted:
+                screen.select(name)
 
     def ask_quit(self) -> None:
         """Quit, asking first when guests are still live (quitting kills them)."""
@@ -192,7 +286,7 @@ class HvtuiApp(App):
         for b in DashboardScreen.BINDINGS:
             key = self.keymap_key(b.id, b.key)
             shown = dataclasses.replace(b, key=key.split(",")[0].strip(), key_display=None)
-            dashboard.append((self.get_key_display(shown), b.description or b.action))
+            dashboard.append((self.get_key_display(shown), b.tooltip or b.description or b.action))
         dashboard.append(("enter", "Console of the selected guest"))
         prefix = key_label(self.config.prefix_key)
         console = [(key_label(self.config.detach_key), "detach")]
@@ -209,6 +303,8 @@ class HvtuiApp(App):
         yield from super().get_system_commands(screen)
         yield SystemCommand("New guest", "Create a guest (image, memory, vCPUs, name)", self.ask_new_guest)
         yield SystemCommand("Help", "Every key of the dashboard and the console", self.show_help)
+        yield SystemCommand("Restore a snapshot", f"Pick a snapshot file ({self.config.snapshots} or any "
+                            "path) and start a guest from it", self.ask_restore)
         for name, img in images.BUILTINS.items():
             yield SystemCommand(f"New guest: {name}", f"Start a {name} guest now: {img.description}",
                                 lambda n=name: self.create_guest(GuestSpec(n, memory_mib=32)))
@@ -219,6 +315,11 @@ class HvtuiApp(App):
             if guest.state in (State.RUNNING, State.PAUSED):
                 verb = "Resume" if guest.state == State.PAUSED else "Pause"
                 yield SystemCommand(f"{verb}: {n}", f"{verb} {n}", lambda n=n: self.toggle_pause(n), discover=False)
+            if guest.state in (State.RUNNING, State.PAUSED):
+                yield SystemCommand(f"Snapshot: {n}", f"Save a live snapshot of {n} (asks where)",
+                                    lambda n=n: self.ask_snapshot(n), discover=False)
+                yield SystemCommand(f"Clone: {n}", f"Clone {n} N times (a live snapshot, restored N times)",
+                                    lambda n=n: self.ask_clone(n), discover=False)
             if guest.state.live:
                 yield SystemCommand(f"Stop: {n}", f"Stop {n}", lambda n=n: self.stop_guest(n), discover=False)
                 yield SystemCommand(f"Kill: {n}", f"Kill {n} (asks first)", lambda n=n: self.kill_guest(n),

@@ -5,6 +5,7 @@ The config file lives at $XDG_CONFIG_HOME/hvtui/config.toml (~/.config/hvtui/con
     theme = "textual-dark"
     vcpu_nice = 19                         # guests' vCPU threads yield to the UI (0: off)
     console_nice = 10                      # the guest whose console is open, a little less
+    snapshot_dir = "~/snapshots"           # default: $XDG_DATA_HOME/hvtui/snapshots
     [console]
     detach = "ctrl+right_square_bracket"   # Ctrl-]
     prefix = "ctrl+a"                      # prefix twice sends it to the guest
@@ -52,12 +53,23 @@ class Config:
     keymap: dict[str, str] = field(default_factory=dict)
     vcpu_nice: int = 19             # niceness of guests' vCPU threads: the UI stays responsive
     console_nice: int = 10          # ... and of the guest whose console is open
+    snapshot_dir: Path | None = None   # None: default_snapshot_dir()
     path: Path | None = None
+
+    @property
+    def snapshots(self) -> Path:
+        """Where snapshots are saved by default and listed by the restore picker."""
+        return Path(self.snapshot_dir).expanduser() if self.snapshot_dir else default_snapshot_dir()
 
 
 def config_path() -> Path:
     base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
     return Path(base) / "hvtui" / "config.toml"
+
+
+def default_snapshot_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "hvtui" / "snapshots"
 
 
 def _read_toml(path: Path, what: str) -> dict:
@@ -97,6 +109,8 @@ def load_config(path: str | Path | None = None) -> Config:
         if not 0 <= value <= 19:
             raise ConfigError(f"{path}: {key} must be between 0 and 19")
         setattr(cfg, key, value)
+    if "snapshot_dir" in data:
+        cfg.snapshot_dir = Path(_expect(data["snapshot_dir"], str, f"{path}: snapshot_dir")).expanduser()
     keymap = _expect(data.get("keymap", {}), dict, f"{path}: [keymap]")
     cfg.keymap = {str(k): _expect(v, str, f"{path}: keymap.{k}") for k, v in keymap.items()}
     return cfg

@@ -2,6 +2,8 @@
 crash notification, filter and sort, the new-guest modal, help and the command palette."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from hvtui.host import GuestSpec
@@ -10,21 +12,13 @@ from hvtui.tui.screens.dashboard import DashboardScreen
 from hvtui.tui.screens.modals import ConfirmScreen, HelpScreen, NewGuestScreen
 from hvtui.vmm.machine import State
 
-from tuihelp import cell, notes, press, text_of, wait_until
+from tuihelp import cell, notes, press, select, text_of, wait_until
 
 pytestmark = pytest.mark.kvm
 
 
 def spec(image, name, **kw):
     return GuestSpec(image, name=name, memory_mib=16, **kw)
-
-
-async def select(pilot, app, name):
-    table = app.screen.table
-    await wait_until(pilot, lambda: name in table.order, what=f"{name} in the table")
-    table.move_cursor(row=table.order.index(name), animate=False)
-    await pilot.pause(0.05)
-    assert table.selected == name
 
 
 async def filter_for(pilot, app, text):
@@ -44,6 +38,7 @@ async def test_dashboard_shows_the_fleet(tui):
         await wait_until(pilot, lambda: cell(app, "c1", "top") == "io", what="exit stats")
         header = text_of(app.screen.query_one("#host-header"))
         assert "host CPU" in header and "2 running" in header and "1 stopped" in header
+        assert re.search(r"host CPU +\d+% of \d+  memory ", header), header
         await select(pilot, app, "c1")
         detail = app.screen.query_one("#detail-console")
         await wait_until(pilot, lambda: "count 3" in text_of(detail), what="the console tail")

@@ -107,6 +107,33 @@ def test_config(tmp_path, monkeypatch):
         load_config()
 
 
+def test_config_snapshot_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert load_config().snapshots == tmp_path / "data" / "hvtui" / "snapshots"
+    monkeypatch.delenv("XDG_DATA_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert Config().snapshots == tmp_path / "home" / ".local" / "share" / "hvtui" / "snapshots"
+    (tmp_path / "config" / "hvtui").mkdir(parents=True)
+    (tmp_path / "config" / "hvtui" / "config.toml").write_text('snapshot_dir = "~/snaps"\n')
+    assert load_config().snapshots == tmp_path / "home" / "snaps"
+    (tmp_path / "config" / "hvtui" / "config.toml").write_text('snapshot_dir = 3\n')
+    with pytest.raises(ConfigError, match="snapshot_dir: expected str"):
+        load_config()
+
+
+def test_snapshot_files_newest_first(tmp_path):
+    import os
+
+    from hvtui.tui.screens.modals import snapshot_files
+    assert snapshot_files(tmp_path / "missing") == []
+    for i, name in enumerate(["a.hvsnap", "b.hvsnap", "notes.txt"]):
+        (tmp_path / name).write_bytes(b"x" * (i + 1))
+        os.utime(tmp_path / name, (1000 + i, 1000 + i))
+    (tmp_path / "dir.hvsnap").mkdir()
+    assert [p.name for p, _ in snapshot_files(tmp_path)] == ["b.hvsnap", "a.hvsnap"]
+
+
 def test_format_helpers():
     assert fmt.sparkline([0, 5, 10], 5) == "  ▁▅█"
     assert fmt.sparkline([], 3) == "   "

@@ -27,3 +27,11 @@ def text_of(widget) -> str:
     console.print(widget.content)
     return console.export_text()
 
+
+async def select(pilot, app, name: str) -> None:
+    """Move the dashboard's cursor to a guest's row (once the row exists)."""
+    table = app.screen.table
+    await wait_until(pilot, lambda: name in table.order, what=f"{name} in the table")
+    table.move_cursor(row=table.order.index(name), animate=False)
+    await pilot.pause(0.05)
+    assert table.selected == name

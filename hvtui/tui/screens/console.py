@@ -2,7 +2,8 @@
 
 Every key goes to the guest as bytes, except two: the detach key (Ctrl-] by default) and
 the prefix key (Ctrl-A by default). After the prefix: the prefix again sends it to the
-guest; d detaches; p pauses or resumes; s stops; k kills (after a confirmation); n / N
+guest; d detaches; p pauses or resumes; s stops; k kills (after a confirmation); S saves
+a live snapshot to the snapshot directory (the result comes as a notification); n / N
 switch to the next / previous guest's console; v switches between the guest's serial
 console (COM1) and its virtio-console (hvc0); [ opens the searchable scrollback; ? help.
 Both keys come from the config file ([console] detach, prefix).
@@ -30,6 +31,7 @@ PREFIX_COMMANDS = [
     ("p", "pause / resume the guest"),
     ("s", "stop the guest"),
     ("k", "kill the guest (asks first)"),
+    ("S", "snapshot the guest to the snapshot directory"),
     ("n / N", "next / previous guest's console"),
     ("v", "serial console (COM1) / virtio-console (hvc0)"),
     ("[", "scrollback with search"),
@@ -115,10 +117,10 @@ class ConsoleScreen(Screen):
         t = Text.assemble(("console ", "bold"), (self.guest_name, "bold"), f" {self.port_name} ",
                           fmt.state_text(guest.state))
         if self.prefix_armed:
-            t.append("   PREFIX: d detach · p pause/resume · s stop · k kill · n/N next/prev · v COM1/hvc0 · [ scrollback",
+            t.append("   PREFIX: d detach · p pause/resume · s stop · k kill · S snapshot · n/N next/prev · v COM1/hvc0 · [ scrollback",
                      style="reverse")
         else:
-            t.append(f"   {key_label(self.detach_key)} detach · {key_label(self.prefix_key)} then d/p/s/k/n/N/v/[/?",
+            t.append(f"   {key_label(self.detach_key)} detach · {key_label(self.prefix_key)} then d/p/s/k/S/n/N/v/[/?",
                      style="dim")
         self.query_one("#console-title", Static).update(t)
         self.query_one("#terminal-frame").border_title = (
@@ -170,6 +172,8 @@ class ConsoleScreen(Screen):
             self.app.stop_guest(self.guest_name)
         elif c == "k":
             self.app.kill_guest(self.guest_name)
+        elif c == "S":
+            self.app.snapshot_guest(self.guest_name)
         elif c in ("n", "N"):
             self.switch(+1 if c == "n" else -1)
         elif c == "v":

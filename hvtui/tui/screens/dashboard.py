@@ -1,6 +1,6 @@
 """The dashboard: host header, the table of guests, the selected guest's detail panel.
 
-Lifecycle keys are named bindings (ids usable in the keymap) shown in the footer and
+Lifecycle keys (and snapshot, restore, clone) are named bindings (ids usable in the keymap) shown in the footer and
 greyed out by check_action when the selected guest's state forbids them. The view is
 refreshed from Host events and a 2 Hz timer; it only reads the Host.
 """
@@ -28,6 +28,8 @@ ALLOWED = {
     "kill": {State.RUNNING, State.PAUSED, State.CREATED},
     "remove": {State.STOPPED, State.CRASHED},
     "console": None,
+    "snapshot": {State.RUNNING, State.PAUSED},
+    "clone": {State.RUNNING, State.PAUSED},
 }
 
 
@@ -35,10 +37,16 @@ class DashboardScreen(Screen):
     BINDINGS = [
         Binding("n", "new", "New", id="new"),
         Binding("c", "console", "Console", id="console"),
-        Binding("p", "pause", "Pause/Resume", id="pause"),
+        Binding("p", "pause", "Pause", id="pause", tooltip="Pause / resume the selected guest"),
         Binding("s", "stop", "Stop", id="stop"),
         Binding("k", "kill", "Kill", id="kill"),
         Binding("x", "remove", "Remove", id="remove"),
+        Binding("S", "snapshot", "Snapshot", id="snapshot",
+                tooltip="Snapshot the selected guest to a file (asks where)"),
+        Binding("R", "restore", "Restore", id="restore",
+                tooltip="Restore a snapshot as a new guest (a file picker)"),
+        Binding("C", "clone", "Clone", id="clone",
+                tooltip="Clone the selected guest N times (asks N, prefix)"),
         Binding("slash", "filter", "Filter", id="filter"),
         Binding("o", "sort", "Sort", id="sort"),
         Binding("O", "reverse_sort", "Reverse", id="reverse_sort", show=False),
@@ -48,6 +56,7 @@ class DashboardScreen(Screen):
     ]
 
     _selection = None       # (name, state) of the selected guest when bindings were refreshed
+    _want_selected = None   # a guest to select once its row is there (a restored one)
 
     def compose(self):
         yield Static(id="host-header")
@@ -55,7 +64,7 @@ class DashboardScreen(Screen):
         yield Input(placeholder="filter: name, image or state (Enter keeps it, Esc clears it)",
                     id="filter")
         yield DetailPanel(id="detail")
-        yield Footer()
+        yield Footer(compact=True)      # every key fits in 120 columns
 
     def on_mount(self) -> None:
         psutil.cpu_percent(None)             # prime the host CPU meter
@@ -94,6 +103,9 @@ class DashboardScreen(Screen):
         guests = list(self.host.guests.values())
         self.query_one("#host-header", Static).update(self.header_text(guests))
         self.table.update_guests(guests)
+        if self._want_selected and self._want_selected in self.table.order:
+            self.table.move_cursor(row=self.table.order.index(self._want_selected), animate=False)
+            self._want_selected = None
         guest = self.selected_guest()
         self.query_one(DetailPanel).show(guest)
         selection = (guest.name, guest.state) if guest else None
@@ -116,6 +128,11 @@ class DashboardScreen(Screen):
         if self.table.filter_text:
             t.append(f"  filter: {self.table.filter_text!r}", style="italic")
         return t
+
+    def select(self, name: str) -> None:
+        """Put the cursor on name, now or once its row appears (a filter may hide it)."""
+        self._want_selected = name
+        self.refresh_view()
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self.query_one(DetailPanel).show(self.selected_guest())
@@ -171,6 +188,19 @@ class DashboardScreen(Screen):
         guest = self.selected_guest()
         if guest is not None:
             self.app.remove_guest(guest.name)
+
+    def action_snapshot(self) -> None:
+        guest = self.selected_guest()
+        if guest is not None:
+            self.app.ask_snapshot(guest.name)
+
+    def action_restore(self) -> None:
+        self.app.ask_restore()
+
+    def action_clone(self) -> None:
+        guest = self.selected_guest()
+        if guest is not None:
+            self.app.ask_clone(guest.name)
 
     def action_sort(self) -> None:
         column = self.table.cycle_sort()

@@ -1,18 +1,28 @@
-"""Modal screens: a new guest (image, memory, vCPUs, name), a yes/no confirmation, help.
+"""Modal screens: a new guest (image, memory, vCPUs, name), a yes/no confirmation, help,
+and the snapshot ones: where to save a snapshot, which file to restore (a picker over the
+snapshot directory plus a path for any other file), how many clones under which prefix.
 
-Each modal dismisses with its answer (a GuestSpec, a bool, nothing); the caller decides.
+Each modal dismisses with its answer (a GuestSpec, a bool, a path, nothing); the caller decides.
 """
 from __future__ import annotations
+
+import datetime
+import os
+from pathlib import Path
 
 from rich.table import Table
 from rich.text import Text
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Select, Static
+from textual.widgets import Button, DataTable, Input, Label, Select, Static
 
 from hvtui import images
 from hvtui.host import GuestSpec
+from hvtui.tui import format as fmt
+
+SNAPSHOT_SUFFIX = ".hvsnap"
+MAX_CLONES = 16
 
 
 class NewGuestScreen(ModalScreen[GuestSpec | None]):
@@ -142,4 +152,205 @@ class HelpScreen(ModalScreen[None]):
                               "Settings: $XDG_CONFIG_HOME/hvtui/config.toml.", style="dim"))
 
     def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class SnapshotScreen(ModalScreen[str | None]):
+    """Ask where to save a snapshot of a guest (prefilled with the default path)."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="modal.cancel")]
+
+    def __init__(self, guest: str, default_path: str | os.PathLike, **kwargs):
+        super().__init__(**kwargs)
+        self.guest, self.default_path = guest, os.fspath(default_path)
+
+    def compose(self):
+        with Vertical(id="snapshot", classes="dialog"):
+            yield Label(f"Snapshot of {self.guest}", classes="dialog-title")
+            yield Static("A running guest pauses while it is saved, then goes on; "
+                         "a paused one stays paused.", classes="dialog-note")
+            yield Label("File")
+            yield Input(self.default_path, id="snapshot-path")
+            yield Static("", id="snapshot-error", classes="dialog-error")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Save", variant="primary", id="save")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#snapshot-path", Input).focus()
+
+    def _submit(self) -> None:
+        path = self.query_one("#snapshot-path", Input).value.strip()
+        if not path:
+            self.query_one("#snapshot-error", Static).update("File: a path is needed")
+            return
+        self.dismiss(os.path.expanduser(path))
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self._submit()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "save":
+            self._submit()
+        else:
+            self.dismiss(None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+def snapshot_files(directory: str | os.PathLike) -> list[tuple[Path, os.stat_result]]:
+    """The snapshot files of a directory, newest first (none when it does not exist)."""
+    found = []
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return []
+    for e in entries:
+        if e.name.endswith(SNAPSHOT_SUFFIX) and e.is_file():
+            try:
+                found.append((Path(e.path), e.stat()))
+            except OSError:
+                pass
+    found.sort(key=lambda f: (-f[1].st_mtime, f[0].name))
+    return found
+
+
+class RestoreScreen(ModalScreen[tuple[str, str | None] | None]):
+    """Pick a snapshot to restore: the files of the snapshot directory (name, size, time),
+    or any other file by path; and the new guest's name (blank: the snapshot's, or a free
+    variant of it). Dismisses with (path, name or None)."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="modal.cancel")]
+
+    def __init__(self, directory: str | os.PathLike, **kwargs):
+        super().__init__(**kwargs)
+        self.directory = Path(directory)
+        self.files = snapshot_files(self.directory)
+
+    def compose(self):
+        with Vertical(id="restore", classes="dialog"):
+            yield Label("Restore a snapshot", classes="dialog-title")
+            yield Static(f"{self.directory}" + ("" if self.files else ": no snapshots here yet"),
+                         id="restore-dir", classes="dialog-note")
+            yield DataTable(id="restore-files", cursor_type="row", zebra_stripes=True)
+            with Grid(id="restore-form", classes="dialog-form"):
+                yield Label("File")
+                yield Input(os.fspath(self.files[0][0]) if self.files else "", id="restore-path",
+                            placeholder="path to a .hvsnap file")
+                yield Label("Name")
+                yield Input(placeholder="the snapshot's (or a free variant)", id="restore-name")
+            yield Static("", id="restore-error", classes="dialog-error")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Restore", variant="primary", id="restore-button")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        table = self.query_one("#restore-files", DataTable)
+        table.add_column("File", key="file", width=36)
+        table.add_column("Size", key="size", width=10)
+        table.add_column("On disk", key="disk", width=10)     # zero pages are holes
+        table.add_column("Saved", key="mtime", width=19)
+        for path, st in self.files:
+            when = datetime.datetime.fromtimestamp(st.st_mtime).strftime("%Y-%m-%d %H:%M:%S")
+            table.add_row(path.name, Text(fmt.human_bytes(st.st_size), justify="right"),
+                          Text(fmt.human_bytes(st.st_blocks * 512), justify="right"), when,
+                          key=os.fspath(path))
+        table.display = bool(self.files)
+        (table if self.files else self.query_one("#restore-path", Input)).focus()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key is not None and event.row_key.value:
+            self.query_one("#restore-path", Input).value = event.row_key.value
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.row_key is not None and event.row_key.value:
+            self.query_one("#restore-path", Input).value = event.row_key.value
+        self._submit()
+
+    def _submit(self) -> None:
+        path = self.query_one("#restore-path", Input).value.strip()
+        name = self.query_one("#restore-name", Input).value.strip()
+        if not path:
+            self.query_one("#restore-error", Static).update("File: pick one above or type a path")
+            return
+        self.dismiss((os.path.expanduser(path), name or None))
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self._submit()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "restore-button":
+            self._submit()
+        else:
+            self.dismiss(None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class CloneScreen(ModalScreen[tuple[int, str] | None]):
+    """Ask how many clones of a guest (1-16) and their name prefix: clones are named
+    prefix-1 ... prefix-N. Dismisses with (N, prefix)."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="modal.cancel")]
+
+    def __init__(self, guest: str, taken=(), **kwargs):
+        super().__init__(**kwargs)
+        self.guest = guest
+        self.taken = set(taken)
+
+    def compose(self):
+        with Vertical(id="clone", classes="dialog"):
+            yield Label(f"Clone {self.guest}", classes="dialog-title")
+            yield Static("A live snapshot of the guest is saved to the snapshot directory, "
+                         "then restored once per clone.", classes="dialog-note")
+            with Grid(id="clone-form", classes="dialog-form"):
+                yield Label(f"Clones (1-{MAX_CLONES})")
+                yield Input("2", id="clone-count", type="integer")
+                yield Label("Name prefix")
+                yield Input(f"{self.guest}-clone", id="clone-prefix")
+            yield Static("", id="clone-error", classes="dialog-error")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Clone", variant="primary", id="clone-button")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#clone-count", Input).focus()
+
+    def answer(self) -> tuple[int, str]:
+        """(N, prefix) from the form; ValueError names a bad field."""
+        text = self.query_one("#clone-count", Input).value.strip()
+        try:
+            count = int(text, 10)
+        except ValueError:
+            raise ValueError(f"Clones: not a whole number: {text!r}") from None
+        if not 1 <= count <= MAX_CLONES:
+            raise ValueError(f"Clones: between 1 and {MAX_CLONES}")
+        prefix = self.query_one("#clone-prefix", Input).value.strip()
+        if not prefix or any(c.isspace() or c == "/" for c in prefix):
+            raise ValueError("Name prefix: needed, without spaces or '/'")
+        clash = [f"{prefix}-{i}" for i in range(1, count + 1) if f"{prefix}-{i}" in self.taken]
+        if clash:
+            raise ValueError(f"Name prefix: {clash[0]} already exists")
+        return count, prefix
+
+    def _submit(self) -> None:
+        try:
+            answer = self.answer()
+        except ValueError as e:
+            self.query_one("#clone-error", Static).update(str(e))
+            return
+        self.dismiss(answer)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self._submit()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "clone-button":
+            self._submit()
+        else:
+            self.dismiss(None)
+
+    def action_cancel(self) -> None:
         self.dismiss(None)
