@@ -265,7 +265,7 @@ class Host:
             guest.log.flush()
         self.guests[spec.name] = guest
         self._loop.add_reader(machine.console_fd, self._drain, guest)
-        self._loop.add_reader(machine.hvc_fd, self._drain_hvc, guest)
+        self._loop.add_reader(machine.board.hvc_fd, self._drain_hvc, guest)
         self._publish(HostEvent("created", spec.name, machine.state, info))
         if start:
             machine.start()
@@ -334,7 +334,7 @@ class Host:
         await asyncio.to_thread(guest.machine.join, 5.0)
         self._drain(guest)
         self._loop.remove_reader(guest.machine.console_fd)
-        self._loop.remove_reader(guest.machine.hvc_fd)
+        self._loop.remove_reader(guest.machine.board.hvc_fd)
         self._drain_hvc(guest)
         task = self._input_tasks.pop(name, None)
         if task:
@@ -350,7 +350,7 @@ class Host:
         guest.serial.feed(guest.machine.read_console())
 
     def _drain_hvc(self, guest: Guest) -> None:
-        guest.hvc.feed(guest.machine.read_hvc())
+        guest.hvc.feed(guest.machine.board.read_hvc())
 
     def console_subscribe(self, name: str, callback: Callable[[bytes], None],
                           console: str = SERIAL) -> Callable[[], None]:
@@ -371,7 +371,7 @@ class Host:
         if not guest.state.live:
             raise StateError(f"{name} is {guest.state.value}; it takes no input")
         if console == HVC:
-            guest.machine.push_hvc_input(data)
+            guest.machine.board.push_hvc_input(data)
             return
         guest.pending_input += data
         task = self._input_tasks.get(name)

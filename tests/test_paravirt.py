@@ -26,10 +26,10 @@ async def test_blkbench_moves_and_verifies_data_both_ways(host, disk):
     for line in (b"pv write 16 MiB", b"pv read 16 MiB", b"emu write 1024 KiB", b"emu read 1024 KiB",
                  b"cross ok", b"blkbench: ok"):
         assert line in out
-    blk = g.machine.paravirt.transports[0]
+    blk = g.machine.board.paravirt.transports[0]
     assert blk.device.bytes_written >= 16 << 20 and blk.device.bytes_read >= 16 << 20
     assert blk.register_notifies == 0, "queue notifies exited instead of going through the ioeventfd"
-    assert g.machine.ata.sector_writes >= 2048 and g.machine.ata.sector_reads >= 2048
+    assert g.machine.board.ata.sector_writes >= 2048 and g.machine.board.ata.sector_reads >= 2048
     with open(disk, "rb") as f:
         assert f.read(4096) != bytes(4096)          # the data really is on the host file
 
@@ -43,7 +43,7 @@ async def test_malformed_ring_fails_the_device_only(host, disk, kind):
     assert g.state == State.STOPPED and g.exit_code == 0, out[-300:]
     expected = b"features refused" if kind == "feat" else b"device needs reset"
     assert expected in out
-    assert g.machine.device_failures(), "the device did not say why it failed"
+    assert g.machine.board.device_failures(), "the device did not say why it failed"
     await host.wait_for_output("bystander", b"count 5\r\n", timeout=20)
     assert bystander.state == State.RUNNING
 
@@ -76,4 +76,4 @@ async def test_virtio_console_guest_survives_snapshot_restore(host, tmp_path):
     clone = await host.restore(path, name="vc1")
     host.send_input("vc1", b"after restore\r", console=HVC)
     await host.wait_for_output("vc1", b"after restore", console=HVC, timeout=20)
-    assert clone.state == State.RUNNING and not clone.machine.device_failures()
+    assert clone.state == State.RUNNING and not clone.machine.board.device_failures()

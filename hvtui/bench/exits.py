@@ -18,7 +18,8 @@ import time
 from hvtui import images
 from hvtui._core import ffi, lib
 from hvtui.vmm.kvm import Kvm, check
-from hvtui.vmm.machine import PYDEV_PORT, Machine, MachineConfig
+from hvtui.vmm.board import PYDEV_PORT
+from hvtui.vmm.machine import Machine, MachineConfig
 
 
 def _machine(port: int, count: int) -> Machine:

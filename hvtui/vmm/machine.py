@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,24 +19,15 @@ import psutil
 from hvtui._core import ffi, lib
 from hvtui.errors import ConfigError, DeviceError, GuestMemoryError, HvError, SnapshotError, StateError
 from hvtui.vmm import cpu, layout, snapshot
-from hvtui.vmm import paravirt
-from hvtui.vmm.devices import ata
-from hvtui.vmm.devices.ata import AtaControl, AtaDisk
+from hvtui.vmm.board import PYDEV_PORT, Board
 from hvtui.vmm.devices.bus import Bus
-from hvtui.vmm.devices.virtio.blk import DiskFile, VirtioBlk
-from hvtui.vmm.devices.virtio.console import RECEIVEQ, VirtioConsole
-from hvtui.vmm.devices.virtio.mmio import SLOT_SIZE
-from hvtui.vmm.paravirt import Paravirt
-from hvtui.vmm.devices.scratch import ScratchRegister
 from hvtui.vmm.exits import CrashReport, INTERNAL_SUBERRORS, emulation_bytes, exit_name, register_dump
 from hvtui.vmm.kvm import Kvm, Vcpu, VmPool
 from hvtui.vmm.loader import load_elf
 from hvtui.vmm.memory import GuestMemory
 
-PYDEV_PORT = 0x510          # the ScratchRegister (guests/lib/hvboot.h HV_PORT_PYDEV)
 MIN_MEMORY_MIB = 2
 RFLAGS_IF = 1 << 9
-HVC_BUFFER = 1 << 20        # virtio-console output held for the host, at most
 
 
 class State(str, enum.Enum):
@@ -136,14 +126,7 @@ class Machine:
         self._silent_since: dict[int, tuple[int, float]] = {}
         self.ports = Bus("port")
         self.mmio = Bus("mmio")
-        self.scratch = ScratchRegister()
-        self.disk: DiskFile | None = None
-        self.ata: AtaDisk | None = None
-        self.paravirt: Paravirt | None = None
-        self.hvc: VirtioConsole | None = None
-        self.hvc_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        self._hvc_lock = threading.Lock()
-        self._hvc_out = bytearray()
+        self.board: Board | None = None     # the devices Python serves (board.py)
         self.vm = None
         self.vcpus: list[Vcpu] = []
         self.memory = GuestMemory()
@@ -186,62 +169,14 @@ class Machine:
 
     def _add_devices(self) -> None:
         """The Python devices of every machine, built or restored (restore_state then
-        gives each its saved state): the scratch register, the 8 virtio-mmio slots (0:
-        virtio-blk on the disk, 1: virtio-console, the rest empty) and, with a disk, the
-        emulated ATA disk on the same file."""
+        gives each its saved state)."""
         cfg = self.config
-        self.add_port_device(PYDEV_PORT, ScratchRegister.SIZE, self.scratch)
-        if cfg.disk:
-            try:
-                self.disk = DiskFile(cfg.disk, cfg.disk_readonly)
-            except OSError as e:
-                raise ConfigError(f"disk {cfg.disk}: {e.strerror}") from None
-            if self.disk.sectors == 0:
-                raise ConfigError(f"disk {cfg.disk} is smaller than one 512-byte sector")
-            self.ata = AtaDisk(self.disk, raise_irq=self._pulse_ata_irq)
-            self.add_port_device(ata.BASE, 8, self.ata)
-            self.add_port_device(ata.CONTROL_PORT, 1, AtaControl(self.ata))
-        self.paravirt = Paravirt(self.vm, self.memory)
-        self.hvc = VirtioConsole(on_output=self._hvc_output)
-        for i in range(paravirt.SLOTS):
-            device = VirtioBlk(self.disk) if i == 0 and self.disk else self.hvc if i == 1 else None
-            self.add_mmio_device(paravirt.slot_base(i), SLOT_SIZE, self.paravirt.add(i, device))
+        self.board = Board(self.vm, self.memory, self.add_port_device, self.add_mmio_device,
+                           cfg.disk, cfg.disk_readonly)
 
-    def _pulse_ata_irq(self) -> None:
-        self.vm.irq_line(ata.IRQ, 1)
-        self.vm.irq_line(ata.IRQ, 0)
-
-    def _hvc_output(self, data: bytes) -> None:
-        """virtio-console output, on the virtio worker: buffer it and wake the host's reader."""
-        with self._hvc_lock:
-            self._hvc_out += data
-            if len(self._hvc_out) > HVC_BUFFER:
-                del self._hvc_out[:len(self._hvc_out) - HVC_BUFFER]
-        os.eventfd_write(self.hvc_fd, 1)
-
-    def read_hvc(self) -> bytes:
-        """Drain what the guest wrote to its virtio-console since the last call."""
-        try:
-            os.eventfd_read(self.hvc_fd)
-        except OSError:
-            pass
-        with self._hvc_lock:
-            data, self._hvc_out = bytes(self._hvc_out), bytearray()
-        return data
-
-    def push_hvc_input(self, data: bytes) -> None:
-        """Host input for the virtio-console (held until the guest posts receive buffers)."""
-        transport = self.paravirt.transports[1]
-        with transport.lock:
-            self.hvc.feed(data)
-        self.paravirt.kick(transport, RECEIVEQ)
-        self.vm.wake_idle()
-
-    def device_failures(self) -> list[str]:
-        """Why any virtio device asked for a reset (a guest that handed it a bad ring)."""
-        if self.paravirt is None:
-            return []
-        return [f"virtio slot {i}: {why}" for i, t in enumerate(self.paravirt.transports) for why in t.failures]
+    @property
+    def scratch(self):
+        return self.board.scratch
 
     def add_port_device(self, base: int, size: int, device) -> None:
         self.ports.add(base, size, device)
@@ -271,8 +206,8 @@ class Machine:
                                      name=f"{self.name}/vcpu{vcpu.index}", daemon=True)
                 self._threads.append(t)
             self.state = State.RUNNING
-        if self.paravirt is not None:
-            self.paravirt.start(self.name)
+        if self.board is not None:
+            self.board.start(self.name)
         for t in self._threads:
             t.start()
         self._emit("state", state=State.RUNNING)
@@ -509,7 +444,7 @@ class Machine:
                 raise StateError(f"{self.name} is {self.state.value}; only a live guest can be snapshotted")
             self._snapshotting = True
             try:
-                with self.paravirt.quiesced():   # no virtio request moves guest RAM mid-save
+                with self.board.quiesced():   # no virtio request moves guest RAM mid-save
                     return snapshot.write(path, self)
             finally:
                 self._snapshotting = False
@@ -628,18 +563,12 @@ class Machine:
             self.stop(reason="destroyed")
         if any(t.is_alive() for t in self._threads):
             return   # a vCPU is still inside C: keep its memory mapped rather than pull it away
-        if self.paravirt is not None:
-            self.paravirt.close()
-            self.paravirt = None
+        if self.board is not None:
+            self.board.close()
+            self.board = None
         for vcpu in self.vcpus:
             vcpu.destroy()
         self.vcpus = []
-        if self.disk is not None:
-            self.disk.close()
-            self.disk = None
-        if self.hvc_fd >= 0:
-            os.close(self.hvc_fd)
-            self.hvc_fd = -1
         self.memory = GuestMemory()
         if self.vm is not None:
             self.vm.destroy()
