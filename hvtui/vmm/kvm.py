@@ -24,6 +24,13 @@ def check(rc: int, detail: str = "") -> int:
     return rc
 
 
+def _flexible(ctype: str, entry_ctype: str, n: int):
+    """A struct that ends in a flexible array (kvm_cpuid2, kvm_msrs, kvm_msr_list) with
+    room for n entries: (pointer, owning buffer); keep the buffer alive while using it."""
+    buf = ffi.new("char[]", ffi.sizeof(ctype) + n * ffi.sizeof(entry_ctype))
+    return ffi.cast(f"{ctype} *", buf), buf
+
+
 class Kvm:
     """The KVM system device: opened once per process, capabilities checked."""
 
@@ -52,6 +59,7 @@ class Kvm:
         self.xsave_size = lib.hv_xsave_size(fd)
         self.is_pvm = bool(lib.hv_kvm_is_pvm())
         self._cpuid = None
+        self._msr_indices = None
 
     @classmethod
     def get(cls) -> Kvm:
@@ -70,9 +78,7 @@ class Kvm:
         """KVM_GET_SUPPORTED_CPUID as (function, index, flags, eax, ebx, ecx, edx) tuples."""
         if self._cpuid is None:
             n = 256
-            # kvm_cpuid2 ends in a flexible array: allocate it with room for n entries
-            buf = ffi.new("char[]", ffi.sizeof("struct kvm_cpuid2") + n * ffi.sizeof("struct kvm_cpuid_entry2"))
-            cpuid = ffi.cast("struct kvm_cpuid2 *", buf)
+            cpuid, _buf = _flexible("struct kvm_cpuid2", "struct kvm_cpuid_entry2", n)
             cpuid.nent = n
             check(lib.hv_kvm_get_supported_cpuid(self.fd, cpuid))
             self._cpuid = [
@@ -97,12 +103,14 @@ class Kvm:
         return hashlib.sha256(text.encode()).hexdigest()
 
     def msr_index_list(self) -> list[int]:
-        n = 1024
-        buf = ffi.new("char[]", ffi.sizeof("struct kvm_msr_list") + 4 * n)
-        lst = ffi.cast("struct kvm_msr_list *", buf)
-        lst.nmsrs = n
-        check(lib.hv_kvm_get_msr_index_list(self.fd, lst))
-        return [lst.indices[i] for i in range(lst.nmsrs)]
+        """KVM_GET_MSR_INDEX_LIST: the MSRs a snapshot saves (fixed for the process)."""
+        if self._msr_indices is None:
+            n = 1024
+            lst, _buf = _flexible("struct kvm_msr_list", "uint32_t", n)
+            lst.nmsrs = n
+            check(lib.hv_kvm_get_msr_index_list(self.fd, lst))
+            self._msr_indices = [lst.indices[i] for i in range(lst.nmsrs)]
+        return self._msr_indices
 
 
 class Vm:
@@ -323,8 +331,7 @@ class Vcpu:
         check(lib.hv_vcpu_set_mp_state(self.ptr, s))
 
     def set_cpuid(self, entries: list[tuple]) -> None:
-        buf = ffi.new("char[]", ffi.sizeof("struct kvm_cpuid2") + len(entries) * ffi.sizeof("struct kvm_cpuid_entry2"))
-        cpuid = ffi.cast("struct kvm_cpuid2 *", buf)
+        cpuid, _buf = _flexible("struct kvm_cpuid2", "struct kvm_cpuid_entry2", len(entries))
         cpuid.nent = len(entries)
         for i, (function, index, flags, eax, ebx, ecx, edx) in enumerate(entries):
             e = cpuid.entries[i]
@@ -371,8 +378,7 @@ class Vcpu:
     @staticmethod
     def _msrs(pairs):
         """A struct kvm_msrs holding pairs, and the buffer that owns it (keep both alive)."""
-        buf = ffi.new("char[]", ffi.sizeof("struct kvm_msrs") + len(pairs) * ffi.sizeof("struct kvm_msr_entry"))
-        msrs = ffi.cast("struct kvm_msrs *", buf)
+        msrs, buf = _flexible("struct kvm_msrs", "struct kvm_msr_entry", len(pairs))
         msrs.nmsrs = len(pairs)
         for k, (index, value) in enumerate(pairs):
             msrs.entries[k].index, msrs.entries[k].data = index, value

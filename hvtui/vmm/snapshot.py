@@ -152,9 +152,10 @@ def write(path: str, machine) -> dict:
     try:
         os.pwrite(fd, state_bytes, PAGE)
         os.ftruncate(fd, mem_off + mem_len)
-        crc, offset, map_parts = 0, 0, []
+        crc, offset, map_parts, data_pages = 0, 0, [], 0
         for slot, gpa, size, view, hint in regions:
             runs = _save_ram(machine, slot, fd, mem_off + offset, hint)
+            data_pages += sum(runs[1::2])
             for first, count in zip(runs[0::2], runs[1::2]):
                 crc = zlib.crc32(view[first * PAGE:(first + count) * PAGE], crc)
             map_parts += [MAP_REGION.pack(slot, len(runs) // 2, gpa, size, offset), runs.tobytes()]
@@ -188,7 +189,6 @@ def write(path: str, machine) -> dict:
         if isinstance(e, OSError):
             raise SnapshotError(f"{path}: writing the snapshot failed: {e.strerror or e}") from None
         raise
-    data_pages = sum(sum(r[1::2]) for r in _runs_of(map_bytes))
     return {"path": path, "file_size": file_size, "allocated_bytes": allocated,
             "data_bytes": data_pages * PAGE, "memory_bytes": mem_len,
             "console_offset": machine.console_offset(), "save_ms": (time.perf_counter() - t0) * 1e3}
@@ -209,15 +209,6 @@ def _save_ram(machine, slot: int, fd: int, file_off: int, hint) -> array.array:
         if n < 0:
             raise KvmError(ffi.string(lib.hv_last_op()).decode(), -n, f"RAM slot {slot}")
         return array.array("Q", bytes(ffi.buffer(runs, 16 * n)))
-
-
-def _runs_of(map_bytes: bytes):
-    at = 0
-    while at < len(map_bytes):
-        _, n, _, _, _ = MAP_REGION.unpack_from(map_bytes, at)
-        at += MAP_REGION.size
-        yield array.array("Q", map_bytes[at:at + 16 * n])
-        at += 16 * n
 
 
 def _fsync_dir(directory: str) -> None:
