@@ -30,7 +30,7 @@
 #define HV_PORT_COM1        0x3f8
 #define HV_PORT_DEBUG_EXIT  0xf4
 #define HV_PORT_POST        0x80
-#define HV_PORT_IDLE        0x518 /* paravirtual idle: a write of N waits up to N us (input, a kick or the time ends it) */
+#define HV_PORT_IDLE        0x520 /* paravirtual idle: a write of N waits up to N us (input, a kick or the time ends it) */
 #define HV_IDLE_MAX_US      1000000
 #define HV_PORT_I8042_DATA  0x60
 #define HV_PORT_I8042_CMD   0x64

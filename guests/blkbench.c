@@ -9,7 +9,7 @@
  * mode=badring kind=loop|oob|idx|long|feat: hands virtio-blk a malformed ring (or an
  *   unoffered feature) and checks that the device fails (NEEDS_RESET / FEATURES_OK refused).
  *
- * Timed phases are bracketed by 4-byte writes to port 0x510 (phase id, then 0):
+ * Timed phases are bracketed by 4-byte writes to port 0x524 (phase id, then 0):
  * 1 pv-write, 2 pv-read, 3 emu-write, 4 emu-read; the write phases include the flush.
  * Disk layout (LBA): pv region at 0, emu region right after, cross region after that.
  * Exit: 0 ok; 1 mismatch / device did not fail; 2 no disk or bad arguments; 3 I/O error. */

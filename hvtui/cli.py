@@ -39,14 +39,23 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command")
 
     run = sub.add_parser("run", help="run one guest with its console on this terminal")
-    run.add_argument("image", help="a built-in image name (see `hvtui images`) or a path to an ELF64 file")
+    run.add_argument("image", metavar="KERNEL",
+                     help="a built-in image name (see `hvtui images`) or a kernel: Linux bzImage, an ELF with "
+                          "a PVH note (vmlinux), a Multiboot 1 or 2 kernel, or an hvtui ELF64")
     run.add_argument("--memory", type=_positive_int, default=64, metavar="MiB", help="guest RAM in MiB (64)")
     run.add_argument("--vcpus", type=_positive_int, default=1, metavar="N", help="vCPUs (1)")
-    run.add_argument("--cmdline", default=None, metavar="STR", help="guest command line")
+    run.add_argument("--append", "--cmdline", dest="cmdline", default=None, metavar="STR",
+                     help="the kernel's command line")
+    run.add_argument("--initrd", default=None, metavar="FILE[,FILE...]",
+                     help="Linux: the initramfs (several are concatenated); Multiboot: the modules, module 0 "
+                          "first, each 'FILE ARGS' to give it a string")
+    run.add_argument("--exit-code", dest="exit_code_style", choices=("hvtui", "qemu"), default="hvtui",
+                     help="qemu: a write of v to the debug-exit port 0xf4 ends hvtui with (v << 1) | 1, as "
+                          "QEMU's isa-debug-exit does")
     run.add_argument("--timeout", type=float, default=None, metavar="S", help="stop the guest after S seconds (exit 124)")
     run.add_argument("--name", default="", help="guest name (for the log file)")
-    run.add_argument("--watchdog", type=float, default=5.0, metavar="S",
-                     help="crash a vCPU stuck S seconds with interrupts off and no exits (0: off)")
+    run.add_argument("--watchdog", type=float, default=0.0, metavar="S",
+                     help="crash a vCPU stuck S seconds with interrupts off and no exits (default 0: never)")
     run.add_argument("--disk", default=None, metavar="FILE",
                      help="a host file as the guest's disk: virtio-blk, and the emulated ATA disk")
     run.add_argument("--disk-readonly", action="store_true", help="the disk refuses writes")
@@ -95,6 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def split_initrd(text: str | None) -> list[str]:
+    """QEMU's -initrd list: files separated by commas, each optionally followed by its arguments."""
+    return [item.strip() for item in text.split(",") if item.strip()] if text else []
+
+
 # ---- hvtui run ----
 class _RawStdin:
     """Puts an interactive stdin in raw mode for the guest, and back."""
@@ -125,7 +139,8 @@ async def _run(args) -> int:
         else:
             spec = GuestSpec(image=args.image, name=args.name, memory_mib=args.memory, vcpus=args.vcpus,
                              cmdline=args.cmdline, watchdog_s=args.watchdog,
-                         disk=args.disk, disk_readonly=args.disk_readonly)
+                             disk=args.disk, disk_readonly=args.disk_readonly,
+                             initrd=split_initrd(args.initrd), exit_code_style=args.exit_code_style)
             guest = await host.create(spec, start=False)
         cfg = guest.machine.config
 
@@ -134,7 +149,8 @@ async def _run(args) -> int:
             out.flush()
         host.console_subscribe(guest.name, to_stdout)
         if args.verbose:
-            _say(f"{guest.name}: {cfg.memory_mib} MiB, {cfg.vcpus} vCPU(s), log {guest.log_path}")
+            _say(f"{guest.name}: {guest.machine.boot_protocol}, {cfg.memory_mib} MiB, {cfg.vcpus} vCPU(s), "
+                 f"log {guest.log_path}")
 
         loop = asyncio.get_running_loop()
         detached = asyncio.Event()
@@ -195,9 +211,10 @@ async def _run(args) -> int:
             if args.verbose:
                 _say(f"{guest.name}: {m.stop_reason}")
             return 0
+        status = m.exit_status
         if args.verbose:
-            _say(f"{guest.name}: exit status {m.exit_code}")
-        return m.exit_code & 0xFF
+            _say(f"{guest.name}: the guest wrote {m.exit_code:#x} to the debug-exit port: exit status {status}")
+        return status
 
 
 async def _live_snapshot(host, guest, args, failed: list) -> None:

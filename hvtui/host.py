@@ -38,14 +38,16 @@ def default_log_dir() -> Path:
 
 @dataclass
 class GuestSpec:
-    image: str                      # built-in name or path to an ELF
+    image: str                      # built-in name or path to a kernel (any format vmm/boot knows)
     name: str = ""
     memory_mib: int = 64
     vcpus: int = 1
     cmdline: str | None = None      # None: the image's default
-    watchdog_s: float = 5.0
+    watchdog_s: float = 0.0         # 0: never crash a silent vCPU (the dashboard shows it)
     disk: str | None = None         # host file for virtio-blk and the emulated ATA disk
     disk_readonly: bool = False
+    initrd: list[str] = field(default_factory=list)   # Linux initrd / Multiboot modules ("FILE ARGS")
+    exit_code_style: str = "hvtui"  # "qemu": isa-debug-exit's (v << 1) | 1
 
 SERIAL, HVC = "serial", "hvc0"      # a guest's two consoles: COM1 and its virtio-console
 
@@ -253,7 +255,8 @@ class Host:
         cmdline = images.default_cmdline(spec.image) if spec.cmdline is None else spec.cmdline
         config = MachineConfig(name=spec.name, image=path, memory_mib=spec.memory_mib,
                                vcpus=spec.vcpus, cmdline=cmdline, watchdog_s=spec.watchdog_s,
-                               disk=spec.disk, disk_readonly=spec.disk_readonly)
+                               disk=spec.disk, disk_readonly=spec.disk_readonly, initrd=list(spec.initrd),
+                               exit_code_style=spec.exit_code_style)
         machine = await asyncio.to_thread(Machine, config, self._on_machine_event)
         return self._adopt(spec, machine, start)
 
@@ -300,7 +303,8 @@ class Host:
             raise ConfigError(f"a guest named {machine.name!r} already exists")
         c = machine.config
         spec = GuestSpec(image=c.image, name=c.name, memory_mib=c.memory_mib, vcpus=c.vcpus,
-                         cmdline=c.cmdline, watchdog_s=c.watchdog_s)
+                         cmdline=c.cmdline, watchdog_s=c.watchdog_s, disk=c.disk, disk_readonly=c.disk_readonly,
+                         initrd=list(c.initrd), exit_code_style=c.exit_code_style)
         return self._adopt(spec, machine, start, restored_from=path)
 
     async def clone(self, path: str | os.PathLike, names: list[str], start: bool = True) -> list[Guest]:

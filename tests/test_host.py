@@ -123,7 +123,7 @@ async def test_kill_and_remove(host):
 
 
 async def test_python_device_exception_is_a_crash(host):
-    g = await host.create(GuestSpec("exitbench", name="pydev", cmdline="port=0x510 count=100000"), start=False)
+    g = await host.create(GuestSpec("exitbench", name="pydev", cmdline="port=0x524 count=100000"), start=False)
 
     class Broken:
         def read(self, offset, size):
@@ -131,7 +131,8 @@ async def test_python_device_exception_is_a_crash(host):
 
         def write(self, offset, size, value):
             raise RuntimeError("device bug")
-    g.machine.ports._ranges[0].device = Broken()
+    scratch = next(r for r in g.machine.ports._ranges if r.base == 0x524)
+    scratch.device = Broken()
     other = await host.create(GuestSpec("counter", name="bystander"))
     g.machine.start()
     await host.wait_until_ended("pydev", timeout=10)

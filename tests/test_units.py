@@ -10,7 +10,7 @@ from hvtui.vmm import layout
 from hvtui.vmm.devices.bus import Bus
 from hvtui.vmm.devices.scratch import ScratchRegister
 from hvtui.vmm.exits import CrashReport, emulation_bytes
-from hvtui.vmm.loader import load_elf
+from hvtui.vmm import boot
 from hvtui.vmm.memory import GuestMemory
 
 
@@ -46,6 +46,14 @@ def test_bus_dispatch_and_overlap():
         bus.add(0x512, 4, ScratchRegister())
 
 
+def load_elf(path: str, memory: GuestMemory, low_end: int, vcpus: int) -> boot.Boot:
+    """The boot path of a tiny guest, on plain memory (no KVM)."""
+    image = boot.read_file(path)
+    ctx = boot.BootContext(kernel_path=path, image=image, cmdline="", modules=[], memory=memory,
+                           ram_size=low_end, low_end=low_end, high_size=0, vcpus=vcpus)
+    return boot.load(ctx)
+
+
 def test_scratch_register_widths():
     r = ScratchRegister()
     r.write(0, 4, 0x11223344)
@@ -64,8 +72,8 @@ def _elf(cls=2, machine=62, etype=2, entry=0x100000, paddr=0x100000, filesz=16, 
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"cls": 1}, "32-bit"),
-    ({"machine": 183}, "not x86-64"),
+    ({"cls": 1}, "32-bit|not a valid ELF"),
+    ({"machine": 183}, "not x86"),
     ({"etype": 3}, "ET_DYN"),
     ({"paddr": 0x1000, "entry": 0x1000}, "outside the guest's usable RAM"),
     ({"paddr": 0x3F0000, "memsz": 0x100000}, "outside the guest's usable RAM"),
@@ -84,7 +92,7 @@ def test_loader_refuses_bad_elf(tmp_path, memory, kwargs, message):
 def test_loader_refuses_garbage_and_truncation(tmp_path, memory):
     junk = tmp_path / "junk"
     junk.write_bytes(b"not an elf at all")
-    with pytest.raises(ImageError, match="not a valid ELF"):
+    with pytest.raises(ImageError, match="not a kernel hvtui can boot"):
         load_elf(str(junk), memory, 4 << 20, 1)
     cut = tmp_path / "cut.elf"
     cut.write_bytes(_elf()[:80])
@@ -98,7 +106,7 @@ def test_loader_loads_good_elf(tmp_path, memory):
     path = tmp_path / "ok.elf"
     path.write_bytes(_elf(filesz=8, memsz=0x2000))
     img = load_elf(str(path), memory, 4 << 20, 1)
-    assert img.entry == 0x100000 and img.end == 0x102000
+    assert img.entries[0].rip == 0x100000 and img.load_end == 0x102000
     assert memory.read(0x100000, 9) == b"\x90" * 8 + b"\0"
 
 

@@ -90,14 +90,14 @@ static const uint64_t gdt[] = { 0, 0x00af9b000000ffffull, 0x00cf93000000ffffull 
  *   mov $0x3f8,%dx; mov $'h',%al; out %al,(%dx); mov $'i',%al; out %al,(%dx)
  *   mov $0x3fd,%dx; in (%dx),%al; mov %al,%bl          ; LSR into bl
  *   mov $0x123,%dx; in (%dx),%al; mov %al,%cl          ; unassigned port into cl
- *   mov $0x510,%dx; mov $7,%al; out %al,(%dx)          ; Python-claimed port
+ *   mov $0x524,%dx; mov $7,%al; out %al,(%dx)          ; Python-claimed port
  *   mov $42,%eax; out %eax,$0xf4                       ; debug exit 42
  *   1: out %al,$0x80; jmp 1b                           ; then spin on port 0x80 (for the kick) */
 static const uint8_t code[] = {
     0x66, 0xba, 0xf8, 0x03, 0xb0, 'h', 0xee, 0xb0, 'i', 0xee,
     0x66, 0xba, 0xfd, 0x03, 0xec, 0x88, 0xc3,
     0x66, 0xba, 0x23, 0x01, 0xec, 0x88, 0xc1,
-    0x66, 0xba, 0x10, 0x05, 0xb0, 0x07, 0xee,
+    0x66, 0xba, 0x24, 0x05, 0xb0, 0x07, 0xee,
     0xb8, 42, 0, 0, 0, 0xe7, 0xf4,
     0xe6, 0x80, 0xeb, 0xfc,
 };
@@ -193,7 +193,7 @@ static int test_vcpu_loop(void)
     CHECK(hv_vm_map_ram(vm, 0, 0, 16 << 20, -1, 0, &host) == 0);
     CHECK(hv_vm_map_ram(vm, 0, 0, 16 << 20, -1, 0, &host) < 0);   /* slot taken */
     CHECK(strcmp(hv_last_op(), "map guest RAM") == 0);
-    CHECK(hv_vm_claim_ports(vm, 0x510, 4) == 0);
+    CHECK(hv_vm_claim_ports(vm, 0x524, 4) == 0);
     CHECK(hv_vm_claim_ports(vm, 0xfffe, 4) < 0);
     struct hv_vcpu *v;
     CHECK(hv_vcpu_create(vm, 0, &v) == 0);
@@ -208,7 +208,7 @@ static int test_vcpu_loop(void)
     struct hv_exit e;
     memset(&e, 0, sizeof(e));
     CHECK(hv_vcpu_run(v, &e) == 0);
-    CHECK(e.reason == HV_EXIT_IO && e.port == 0x510 && e.direction == HV_IO_OUT && e.data[0] == 7);
+    CHECK(e.reason == HV_EXIT_IO && e.port == 0x524 && e.direction == HV_IO_OUT && e.data[0] == 7);
     CHECK(hv_vcpu_run(v, &e) == 0);
     CHECK(e.reason == HV_EXIT_DEBUG_EXIT && e.value == 42);
 

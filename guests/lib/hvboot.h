@@ -25,8 +25,8 @@
 #define HV_PORT_COM1       0x3f8   /* 16550A, IRQ 4 */
 #define HV_PORT_DEBUG_EXIT 0xf4    /* write v (1-4 bytes): guest ends with exit status v */
 #define HV_PORT_POST       0x80    /* ignored by the monitor */
-#define HV_PORT_PYDEV      0x510   /* a device handled in Python (bench + tests): 4-byte scratch register */
-#define HV_PORT_IDLE       0x518   /* paravirtual idle: a 4-byte write of N waits up to N us without
+#define HV_PORT_PYDEV      0x524   /* a device handled in Python (bench + tests): 4-byte scratch register */
+#define HV_PORT_IDLE       0x520   /* paravirtual idle: a 4-byte write of N waits up to N us without
                                       spending a host CPU; input on COM1 (or a host request) ends it early */
 
 #define HV_MMIO_HOLE_START 0xc0000000ull

@@ -50,7 +50,7 @@ void hv_runtime_init(const struct hv_boot_info *bi);
 __attribute__((noreturn)) void hv_exit(u32 status);   /* 4-byte out to port 0xf4 */
 __attribute__((noreturn)) void hv_park(void);         /* spin forever (pause loop, no exits) */
 void hv_enter_user(void);                    /* at CPL 0: continue at CPL 3, IOPL 3, same stack */
-void hv_idle_until(u64 tsc_deadline);        /* idle (port 0x518) until the TSC gets there */
+void hv_idle_until(u64 tsc_deadline);        /* idle (port 0x520) until the TSC gets there */
 void hv_sleep_us(u64 us);                    /* idle for us, via hv_idle_until */
 void hv_sleep_ms(u64 ms);
 u64 hv_ms_to_tsc(u64 ms);

@@ -40,7 +40,8 @@ DEFAULT_FLEET = (
     GuestSpec("hello", name="hello-1", memory_mib=16),
 )
 
-GUEST_KEYS = {"image": str, "name": str, "memory": int, "vcpus": int, "cmdline": str, "watchdog": (int, float)}
+GUEST_KEYS = {"image": str, "name": str, "memory": int, "vcpus": int, "cmdline": str, "append": str,
+              "initrd": (str, list), "exit_code": str, "watchdog": (int, float)}
 
 
 @dataclass
@@ -139,7 +140,16 @@ def load_fleet(path: str | Path) -> list[GuestSpec]:
         if name and name in names:
             raise ConfigError(f"{where}: the name {name!r} is used twice")
         names.add(name)
+        if "cmdline" in g and "append" in g:
+            raise ConfigError(f"{where}: append and cmdline are the same key; give one")
+        initrd = g.get("initrd", [])
+        initrd = [x.strip() for x in initrd.split(",") if x.strip()] if isinstance(initrd, str) else initrd
+        if not all(isinstance(x, str) for x in initrd):
+            raise ConfigError(f"{where}: initrd must be a string or a list of strings")
+        if g.get("exit_code", "hvtui") not in ("hvtui", "qemu"):
+            raise ConfigError(f"{where}: exit_code must be \"hvtui\" or \"qemu\"")
         specs.append(GuestSpec(image=g["image"], name=name, memory_mib=g.get("memory", 64),
-                               vcpus=g.get("vcpus", 1), cmdline=g.get("cmdline"),
-                               watchdog_s=float(g.get("watchdog", 5.0))))
+                               vcpus=g.get("vcpus", 1), cmdline=g.get("append", g.get("cmdline")),
+                               watchdog_s=float(g.get("watchdog", 0.0)), initrd=initrd,
+                               exit_code_style=g.get("exit_code", "hvtui")))
     return specs

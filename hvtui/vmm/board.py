@@ -1,5 +1,7 @@
-"""The devices of one machine that Python serves, and their wiring: the scratch register
-(0x510), the emulated ATA disk on the legacy ports (with a disk), the 8 virtio-mmio slots
+"""The devices of one machine that Python serves, and their wiring: the PC's cold
+devices (CMOS/RTC 0x70, PCI configuration 0xcf8 answering "no device" with the reset
+register 0xcf9, fw_cfg 0x510, the ACPI PM block 0x600), the scratch register
+(0x524), the emulated ATA disk on the legacy ports (with a disk), the 8 virtio-mmio slots
 (0: virtio-blk on the disk, 1: virtio-console, the rest empty) with their ioeventfds,
 irqfds and worker (paravirt.py), and the virtio-console's output buffer and eventfd.
 
@@ -14,21 +16,30 @@ import threading
 from hvtui.errors import ConfigError
 from hvtui.vmm import paravirt
 from hvtui.vmm.devices import ata
+from hvtui.vmm.devices.acpi_pm import AcpiPm
 from hvtui.vmm.devices.ata import AtaControl, AtaDisk
+from hvtui.vmm.devices.cmos import CmosRtc
+from hvtui.vmm.devices.fw_cfg import FwCfg
+from hvtui.vmm.devices.pci import PciConfigAbsent
 from hvtui.vmm.devices.scratch import ScratchRegister
 from hvtui.vmm.devices.virtio.blk import DiskFile, VirtioBlk
 from hvtui.vmm.devices.virtio.console import RECEIVEQ, VirtioConsole
 from hvtui.vmm.devices.virtio.mmio import SLOT_SIZE
 from hvtui.vmm.paravirt import Paravirt
 
-PYDEV_PORT = 0x510          # the ScratchRegister (guests/lib/hvboot.h HV_PORT_PYDEV)
+PYDEV_PORT = 0x524          # the ScratchRegister (guests/lib/hvboot.h HV_PORT_PYDEV)
 HVC_BUFFER = 1 << 20        # virtio-console output held for the host, at most
 
 
+CMOS_PORT, PCI_PORT, FW_CFG_PORT, ACPI_PM_PORT = 0x70, 0xCF8, 0x510, 0x600
+
+
 class Board:
-    def __init__(self, vm, memory, add_port, add_mmio, disk: str | None = None, disk_readonly: bool = False):
+    def __init__(self, vm, memory, add_port, add_mmio, ram: tuple[int, int, int], vcpus: int,
+                 on_power, disk: str | None = None, disk_readonly: bool = False):
         """add_port(base, size, device) and add_mmio(base, size, device) put a device on
-        the machine's buses (and claim its ports from the C core)."""
+        the machine's buses (and claim its ports from the C core); ram is (total, low
+        end, high size); on_power(reason) ends the machine (poweroff or reset)."""
         self.vm = vm
         self.scratch = ScratchRegister()
         self.disk: DiskFile | None = None
@@ -38,6 +49,11 @@ class Board:
         self._hvc_out = bytearray()
         self.paravirt = Paravirt(vm, memory)
         try:
+            total, low, high = ram
+            add_port(CMOS_PORT, 2, CmosRtc(total, low, high, vcpus))
+            add_port(PCI_PORT, 8, PciConfigAbsent(on_reset=lambda: on_power("reset (port 0xcf9)")))
+            add_port(FW_CFG_PORT, 2, FwCfg(total, vcpus))
+            add_port(ACPI_PM_PORT, 12, AcpiPm(on_poweroff=lambda: on_power("poweroff (ACPI)")))
             add_port(PYDEV_PORT, ScratchRegister.SIZE, self.scratch)
             if disk:
                 try:
@@ -86,6 +102,11 @@ class Board:
             self.hvc.feed(data)
         self.paravirt.kick(transport, RECEIVEQ)
         self.vm.wake_idle()
+
+    def virtio_devices(self) -> list[tuple[int, int]]:
+        """(MMIO base, IRQ) of each virtio-mmio slot that holds a device."""
+        return [(paravirt.slot_base(i), paravirt.FIRST_IRQ + i)
+                for i, t in enumerate(self.paravirt.transports) if t.device is not None]
 
     def device_failures(self) -> list[str]:
         """Why any virtio device asked for a reset (a guest that handed it a bad ring)."""

@@ -330,6 +330,14 @@ class Vcpu:
         s = ffi.new("struct kvm_mp_state *", {"mp_state": state})
         check(lib.hv_vcpu_set_mp_state(self.ptr, s))
 
+    def get_lapic(self) -> bytearray:
+        """The local APIC's 1 KiB register page."""
+        s = self._get("struct kvm_lapic_state *", lib.hv_vcpu_get_lapic)
+        return bytearray(ffi.buffer(s))
+
+    def set_lapic(self, regs: bytes) -> None:
+        check(lib.hv_vcpu_set_lapic(self.ptr, _struct("struct kvm_lapic_state *", bytes(regs))))
+
     def set_cpuid(self, entries: list[tuple]) -> None:
         cpuid, _buf = _flexible("struct kvm_cpuid2", "struct kvm_cpuid_entry2", len(entries))
         cpuid.nent = len(entries)

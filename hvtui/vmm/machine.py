@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 import psutil
 
 from hvtui._core import ffi, lib
-from hvtui.errors import ConfigError, DeviceError, GuestMemoryError, HvError, SnapshotError, StateError
-from hvtui.vmm import cpu, layout, snapshot
+from hvtui.errors import ConfigError, DeviceError, GuestMemoryError, HvError, ImageError, SnapshotError, StateError
+from hvtui.vmm import boot, cpu, layout, snapshot
+from hvtui.vmm.boot import pc
 from hvtui.vmm.board import PYDEV_PORT, Board
 from hvtui.vmm.devices.bus import Bus
 from hvtui.vmm.exits import CrashReport, INTERNAL_SUBERRORS, emulation_bytes, exit_name, register_dump
 from hvtui.vmm.kvm import Kvm, Vcpu, VmPool
-from hvtui.vmm.loader import load_elf
 from hvtui.vmm.memory import GuestMemory
 
 MIN_MEMORY_MIB = 2
@@ -45,11 +45,13 @@ class State(str, enum.Enum):
 @dataclass
 class MachineConfig:
     name: str
-    image: str                      # path of an ELF64 x86-64 executable
+    image: str                      # path of a kernel: any format vmm/boot/ knows
     memory_mib: int = 64
     vcpus: int = 1
     cmdline: str = ""
-    watchdog_s: float = 5.0         # runaway detection window; 0 disables
+    watchdog_s: float = 0.0         # crash a vCPU silent this long with interrupts off; 0: never
+    initrd: list[str] = field(default_factory=list)   # "FILE" or "FILE ARGS": initrd / Multiboot modules
+    exit_code_style: str = "hvtui"  # "qemu": a debug-exit write of v means status (v << 1) | 1
     disk: str | None = None         # host file behind virtio-blk and the emulated ATA disk
     disk_readonly: bool = False
 
@@ -101,6 +103,22 @@ def validate(config: MachineConfig, kvm: Kvm) -> None:
         raise ConfigError(f"vCPUs must be between 1 and {limit} (KVM's limit here), got {config.vcpus}")
     if len(config.cmdline.encode()) > layout.CMDLINE_MAX:
         raise ConfigError(f"command line longer than {layout.CMDLINE_MAX} bytes")
+    if config.exit_code_style not in EXIT_CODE_STYLES:
+        raise ConfigError(f"exit code style {config.exit_code_style!r}: one of {', '.join(EXIT_CODE_STYLES)}")
+
+
+EXIT_CODE_STYLES = ("hvtui", "qemu")
+
+
+def read_modules(specs: list[str]) -> list[boot.Module]:
+    """Each "FILE" or "FILE ARGS" read whole; the module's string is the spec as given."""
+    modules = []
+    for spec in specs:
+        path = spec.strip().split(" ", 1)[0]
+        if not path:
+            raise ImageError("an empty --initrd/module entry")
+        modules.append(boot.Module(path, spec.strip(), boot.read_file(path, "module or initrd")))
+    return modules
 
 
 class Machine:
@@ -127,6 +145,8 @@ class Machine:
         self.ports = Bus("port")
         self.mmio = Bus("mmio")
         self.board: Board | None = None     # the devices Python serves (board.py)
+        self.boot_protocol = "restored"       # how it was booted (vmm/boot), for display
+        self.unowned_mmio = 0                 # MMIO accesses nobody owns (ports: the C core counts)
         self.vm = None
         self.vcpus: list[Vcpu] = []
         self.memory = GuestMemory()
@@ -141,7 +161,12 @@ class Machine:
 
     # ---- construction ----
     def _build(self) -> None:
+        """A new machine: the kernel and its modules are read and recognised before
+        anything is created; the protocol checks the rest before it writes guest RAM."""
         cfg = self.config
+        image = boot.read_file(cfg.image)
+        protocol = boot.detect(cfg.image, image)
+        modules = read_modules(cfg.initrd)
         ram = cfg.memory_mib << 20
         low, high = layout.split_ram(ram)
         self.vm = VmPool.for_kvm(self.kvm).take()
@@ -149,30 +174,44 @@ class Machine:
         if high:
             self.memory.add(layout.HIGH_RAM_START, high, self.vm.map_ram(1, layout.HIGH_RAM_START, high))
         self._add_devices()
-        image = load_elf(cfg.image, self.memory, low, cfg.vcpus)
-        cpu.write_tables(self.memory, ram)
-        cmdline = cfg.cmdline.encode()
-        self.memory.write(layout.CMDLINE_ADDR, cmdline + b"\0")
+        self._add_vcpus()
+        if protocol.PC:
+            pc.write_firmware(self.memory, cfg.vcpus)
+        loaded = protocol.load(boot.BootContext(
+            kernel_path=cfg.image, image=image, cmdline=cfg.cmdline, modules=modules, memory=self.memory,
+            ram_size=ram, low_end=low, high_size=high, vcpus=cfg.vcpus, tsc_khz=self.vcpus[0].tsc_khz(),
+            virtio=self.board.virtio_devices()))
+        self.boot_protocol = loaded.protocol
+        for vcpu, entry in zip(self.vcpus, loaded.entries):
+            if entry.mode == "long64":
+                cpu.enter_long_mode(vcpu, entry.rip, entry.regs, pc.GDT_LONG if loaded.pc else cpu.TINY_GDT)
+            else:
+                cpu.enter_protected_mode(vcpu, entry.rip, entry.regs, pc.GDT_PROTECTED)
+            if vcpu.index > 0:   # entered by the monitor: not waiting for INIT/SIPI
+                vcpu.set_mp_state(lib.KVM_MP_STATE_RUNNABLE)
+        if loaded.pc:
+            for vcpu in self.vcpus:
+                cpu.set_virtual_wire(vcpu)
+
+    def _add_vcpus(self) -> None:
         supported = self.kvm.supported_cpuid()
-        for i in range(cfg.vcpus):
+        for i in range(self.config.vcpus):
             vcpu = Vcpu(self.vm, i)
             self.vcpus.append(vcpu)
-            vcpu.set_cpuid(cpu.guest_cpuid(supported, i, cfg.vcpus))
-        tsc_khz = self.vcpus[0].tsc_khz()
-        free_end = layout.free_end(low, cfg.vcpus)
-        for i, vcpu in enumerate(self.vcpus):
-            info_addr = layout.BOOT_INFO_ADDR + i * layout.BOOT_INFO_STRIDE
-            self.memory.write(info_addr, layout.BOOT_INFO.pack(
-                layout.BOOT_MAGIC, layout.BOOT_VERSION, i, cfg.vcpus, ram, low, high,
-                image.end, free_end, tsc_khz, layout.CMDLINE_ADDR, len(cmdline), 0))
-            cpu.enter_long_mode(vcpu, image.entry, info_addr, layout.stack_top(low, i))
+            vcpu.set_cpuid(cpu.guest_cpuid(supported, i, self.config.vcpus))
 
     def _add_devices(self) -> None:
         """The Python devices of every machine, built or restored (restore_state then
         gives each its saved state)."""
         cfg = self.config
+        ram = cfg.memory_mib << 20
         self.board = Board(self.vm, self.memory, self.add_port_device, self.add_mmio_device,
+                           (ram, *layout.split_ram(ram)), cfg.vcpus, self._power_event,
                            cfg.disk, cfg.disk_readonly)
+
+    def _power_event(self, reason: str) -> None:
+        """The guest powered off or reset its machine (ACPI, the reset register): it ends."""
+        self._end(State.STOPPED, stop_reason=reason)
 
     @property
     def scratch(self):
@@ -353,12 +392,16 @@ class Machine:
 
     def _serve_mmio(self, e) -> None:
         addr, length, write = e.mmio_addr, e.mmio_len, bool(e.mmio_is_write)
-        found = self.mmio.find(addr, length) if 0 < length <= 8 else None
-        if found is None:
-            raise _GuestFault("bad device access",
-                              f"MMIO {'write' if write else 'read'} of {length} bytes at {addr:#x}: no device there")
-        dev, offset = found
+        if not 0 < length <= 8:
+            raise _GuestFault("bad device access", f"MMIO {'write' if write else 'read'} of {length} bytes at {addr:#x}")
+        found = self.mmio.find(addr, length)
         data = ffi.buffer(e.data, 8)
+        if found is None:       # nobody's MMIO: reads float high, writes vanish, and it is counted
+            self.unowned_mmio += 1
+            if not write:
+                data[:8] = b"\xff" * 8
+            return
+        dev, offset = found
         if write:
             dev.write(offset, length, int.from_bytes(data[:length], "little"))
         else:
@@ -495,11 +538,7 @@ class Machine:
             self.memory.add(r.gpa, r.size, self.vm.map_ram(r.slot, r.gpa, r.size, snap.fd, snap.mem_off + r.offset))
             self._ram_hint[r.slot] = r.runs
         self._add_devices()
-        supported = self.kvm.supported_cpuid()
-        for i in range(cfg.vcpus):
-            vcpu = Vcpu(self.vm, i)
-            self.vcpus.append(vcpu)
-            vcpu.set_cpuid(cpu.guest_cpuid(supported, i, cfg.vcpus))
+        self._add_vcpus()
         try:
             self.restore_state(snap.state["machine"])
         except (ValueError, KeyError, TypeError) as e:
@@ -516,6 +555,12 @@ class Machine:
     def console_offset(self) -> int:
         """Bytes the guest has sent to COM1 in its whole life (a restored one counts on)."""
         return self.vm.uart_stats()["tx_bytes"] if self.vm else 0
+
+    @property
+    def exit_status(self) -> int:
+        """The status a debug-exit write of exit_code means (0..255), by the guest's convention."""
+        v = self.exit_code or 0
+        return ((v << 1) | 1) & 0xFF if self.config.exit_code_style == "qemu" else v & 0xFF
 
     # ---- I/O and stats ----
     @property

@@ -1,0 +1,102 @@
+"""Boot protocols: how a kernel file becomes a running guest.
+
+One module per protocol, each behind the same small interface:
+- `accepts(image: bytes) -> bool` recognises the file by its content;
+- `load(ctx: BootContext) -> Boot` checks the whole file and everything it asks for
+  before the first byte is written (a bad file raises ImageError with one line and leaves
+  guest memory as it was), then places the kernel and its boot data in guest memory and
+  returns where and how the vCPUs start.
+
+The protocols are tried in `PROTOCOLS` order: a Multiboot header is looked for first (a
+Multiboot kernel may also be an ELF), then the Linux setup header, then an ELF with the
+PVH entry note, then the tiny guests' own ELF64 ABI (hvelf).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from hvtui.errors import ImageError
+from hvtui.vmm.memory import GuestMemory
+
+MAX_IMAGE_BYTES = 1 << 30        # a kernel or module file larger than this is refused unread
+
+
+@dataclass(frozen=True)
+class Module:
+    """A file handed to the kernel: an initrd (Linux, PVH) or a Multiboot module."""
+    path: str
+    string: str          # the module's command line as the kernel sees it
+    data: bytes
+
+
+@dataclass
+class BootContext:
+    """What a protocol needs to load a kernel: the file, what the user gave it, and the
+    machine it lands in (RAM below the MMIO hole is [0, low_end), more from 4 GiB)."""
+    kernel_path: str
+    image: bytes
+    cmdline: str
+    modules: list[Module]
+    memory: GuestMemory
+    ram_size: int
+    low_end: int
+    high_size: int
+    vcpus: int
+    tsc_khz: int = 0
+    virtio: list[tuple[int, int]] = field(default_factory=list)   # (MMIO base, IRQ) of live devices
+
+
+@dataclass
+class Entry:
+    """The state one vCPU starts in: mode is "long64" (paging on, identity map) or
+    "protected32" (flat segments, paging off); regs names general registers to set."""
+    mode: str
+    rip: int
+    regs: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Boot:
+    protocol: str
+    entries: list[Entry]     # one per vCPU the monitor starts; the rest wait for INIT/SIPI
+    pc: bool = True          # the PC platform: firmware tables, APs wait for INIT/SIPI
+    load_start: int = 0
+    load_end: int = 0
+
+
+def protocols():
+    from hvtui.vmm.boot import bzimage, hvelf, multiboot1, multiboot2, pvh
+    return [multiboot2, multiboot1, bzimage, pvh, hvelf]
+
+
+def read_file(path: str, what: str = "kernel") -> bytes:
+    """The whole file, or one ImageError line saying why not."""
+    try:
+        size = os.path.getsize(path)
+        if size > MAX_IMAGE_BYTES:
+            raise ImageError(f"{path}: {size >> 20} MiB is larger than the {MAX_IMAGE_BYTES >> 20} MiB "
+                             f"hvtui loads as a {what}")
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ImageError(f"{path}: is a directory, not a {what}") from None
+    except PermissionError:
+        raise ImageError(f"{path}: permission denied") from None
+    except OSError as e:
+        raise ImageError(f"{path}: {e.strerror}") from None
+
+
+def detect(path: str, image: bytes):
+    """The protocol module that accepts the file, or one line naming every format tried."""
+    for proto in protocols():
+        if proto.accepts(image):
+            return proto
+    names = ", ".join(p.NAME for p in protocols())
+    raise ImageError(f"{path}: not a kernel hvtui can boot (tried {names})")
+
+
+def load(ctx: BootContext) -> Boot:
+    return detect(ctx.kernel_path, ctx.image).load(ctx)

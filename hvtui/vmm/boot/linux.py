@@ -1,0 +1,40 @@
+"""What the Linux-style protocols (bzImage, PVH) share: the command line with the
+virtio-mmio devices announced on it, as Firecracker does (kernels built with
+VIRTIO_MMIO_CMDLINE_DEVICES find them there), and the initrd placed at the top of low RAM.
+"""
+from __future__ import annotations
+
+from hvtui.errors import ImageError
+from hvtui.vmm.boot import BootContext, pc
+
+VIRTIO_PARAM = "virtio_mmio.device="
+
+
+def cmdline(ctx: BootContext, limit: int) -> bytes:
+    """The user's command line plus one virtio_mmio.device= per live device, unless the
+    user named them already; NUL-terminated, at most limit bytes before the NUL."""
+    text = ctx.cmdline
+    if VIRTIO_PARAM not in text:
+        extra = " ".join(f"{VIRTIO_PARAM}4K@{base:#x}:{irq}" for base, irq in ctx.virtio)
+        text = f"{text} {extra}".strip() if extra else text
+    raw = text.encode()
+    if len(raw) > limit:
+        raise ImageError(f"{ctx.kernel_path}: the command line is {len(raw)} bytes (with hvtui's virtio "
+                         f"announcements); this kernel takes at most {limit}")
+    return raw + b"\0"
+
+
+def initrd(ctx: BootContext) -> bytes:
+    """Every --initrd file, concatenated (Linux unpacks concatenated cpio archives); each
+    padded to 4 bytes as the cpio format needs."""
+    parts = []
+    for m in ctx.modules:
+        parts.append(m.data + bytes(-len(m.data) % 4))
+    return b"".join(parts)
+
+
+def place_initrd(ctx: BootContext, placer: pc.Placer, data: bytes, limit: int) -> int:
+    """Top of low RAM, under limit (the kernel's initrd_addr_max): 0 when there is none."""
+    if not data:
+        return 0
+    return placer.top(len(data), limit, "the initrd")
