@@ -59,6 +59,17 @@ def _notes(data: bytes, align: int) -> list[tuple[str, int, bytes]]:
     return out
 
 
+def notes(image: bytes) -> list[tuple[str, int, bytes]]:
+    """The notes of an ELF file's PT_NOTE segments, read without checking the rest (for
+    recognising a file); [] when there are none or the file is not an ELF."""
+    try:
+        elf = ELFFile(io.BytesIO(image))
+        return [n for seg in elf.iter_segments() if seg["p_type"] == "PT_NOTE"
+                for n in _notes(seg.data(), seg["p_align"])]
+    except (ELFError, ValueError, OSError, KeyError, AssertionError, struct.error):
+        return []
+
+
 def parse(path: str, image: bytes) -> ElfImage:
     """The x86 ELF executable in image, or one ImageError line."""
     try:

@@ -53,7 +53,9 @@ def header_tags(path: str, image: bytes, hdr: int) -> list[tuple[int, int, bytes
     if arch != 0:
         raise ImageError(f"{path}: Multiboot 2 header for architecture {arch}, not i386 (0)")
     end = hdr + length
-    if length < 24 or end > len(image):
+    if length < 24:
+        raise ImageError(f"{path}: Multiboot 2 header_length {length} leaves no room for the end tag")
+    if end > len(image):
         raise ImageError(f"{path}: Multiboot 2 header_length {length} is outside the file")
     tags, off = [], hdr + 16
     while True:

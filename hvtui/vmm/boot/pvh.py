@@ -23,8 +23,8 @@ CMDLINE_MAX = 4095
 INITRD_LIMIT = 1 << 32
 
 
-def entry_note(image: elf.ElfImage) -> int | None:
-    for name, typ, desc in image.notes:
+def entry_note(notes: list[tuple[str, int, bytes]]) -> int | None:
+    for name, typ, desc in notes:
         if name == XEN_NOTE and typ == XEN_ELFNOTE_PHYS32_ENTRY and len(desc) in (4, 8):
             return int.from_bytes(desc, "little")
     return None
@@ -36,18 +36,13 @@ def _has_note(image: bytes) -> bool:
 
 
 def accepts(image: bytes) -> bool:
-    if not _has_note(image):
-        return False
-    try:
-        return entry_note(elf.parse("", image)) is not None
-    except ImageError:
-        return False
+    return _has_note(image) and entry_note(elf.notes(image)) is not None
 
 
 def load(ctx: BootContext) -> Boot:
     path = ctx.kernel_path
     image = elf.parse(path, ctx.image)
-    entry = entry_note(image)
+    entry = entry_note(image.notes)
     elf.check_segments(path, image, pc.HIGH_MEMORY, ctx.low_end)
     if not image.start <= entry < image.end:
         raise ImageError(f"{path}: the PVH entry point {entry:#x} is outside the loaded image")
