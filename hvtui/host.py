@@ -49,6 +49,7 @@ class GuestSpec:
     initrd: list[str] = field(default_factory=list)   # Linux initrd / Multiboot modules ("FILE ARGS")
     exit_code_style: str = "hvtui"  # "qemu": isa-debug-exit's (v << 1) | 1
 
+BUSY_CPU_PERCENT = 50     # a vCPU using this much of a host CPU and making no exits is computing
 SERIAL, HVC = "serial", "hvc0"      # a guest's two consoles: COM1 and its virtio-console
 
 @dataclass
@@ -113,6 +114,9 @@ class Guest:
         self.exits_history: collections.deque[float] = collections.deque(maxlen=RATE_HISTORY)
         self.cpu_times: dict[int, float] = {}
         self.resident_bytes = 0
+        self.last_exit_at: dict[int, float] = {}   # vCPU -> when its exit count last moved
+        self.silent_s = 0.0       # longest a vCPU busy on a host CPU has gone without an exit
+        self.unowned_accesses = 0  # port and MMIO accesses no device owns (reads see all ones)
 
     # the serial console is the guest's main one: its stream's parts under short names
     @property
@@ -447,6 +451,10 @@ class Host:
         prev = guest.last_sample
         guest.last_sample = sample
         guest.resident_bytes = sample.resident_bytes
+        guest.unowned_accesses = sample.unowned
+        for v in sample.vcpus:
+            if prev is None or v.total_exits != prev.vcpus[v.index].total_exits:
+                guest.last_exit_at[v.index] = sample.time
         if prev is None:
             for v in sample.vcpus:
                 guest.cpu_times[v.thread_id] = thread_times.get(v.thread_id, 0.0)
@@ -464,6 +472,9 @@ class Host:
                 rates.cpu_percent = max(0.0, (cpu_now - before) / dt * 100)
                 guest.cpu_times[v.thread_id] = cpu_now
         guest.exits_history.append(guest.exits_per_s)
+        guest.silent_s = max((sample.time - guest.last_exit_at.get(v.index, sample.time)
+                              for v, r in zip(sample.vcpus, guest.vcpu_rates) if r.cpu_percent >= BUSY_CPU_PERCENT),
+                             default=0.0)
 
     # ---- shutdown ----
     async def close(self) -> None:

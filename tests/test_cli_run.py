@@ -102,7 +102,7 @@ def test_images_lists_every_builtin():
     r = hvtui("images")
     assert r.returncode == 0
     names = [line.split()[0] for line in r.stdout.decode().splitlines()]
-    assert names == ["hello", "counter", "shell", "crash", "memhog", "exitbench", "blkbench", "vconsole"]
+    assert names == ["hello", "counter", "shell", "crash", "memhog", "exitbench", "blkbench", "busy", "vconsole"]
 
 
 def test_memhog_touches_all_its_ram(tmp_path):

@@ -154,3 +154,19 @@ async def test_idle_guests_spend_no_host_cpu(host):
         assert stats.idle_exits > 0 and stats.ns_idle > 0
     host.send_input("idle-sh", b"echo awake\r")
     await host.wait_for_output("idle-sh", b"awake\r\n", timeout=5)
+
+
+@pytest.mark.timeout(180)
+async def test_a_guest_computing_60s_at_cpl0_is_busy_not_hung(host):
+    """No exit for a minute at CPL 0 with interrupts off is a working kernel (early boot,
+    a test kernel; all of it emulated on KVM-PVM): the dashboard says so, and it finishes."""
+    from hvtui.tui import format as fmt
+    g = await host.create(GuestSpec("busy", name="busy", cmdline="seconds=60"))
+    await host.wait_for_output("busy", b"busy: computing for 60 s")
+    await asyncio.sleep(8)
+    await host.sample_once()
+    assert g.state == State.RUNNING and g.silent_s >= 5
+    assert fmt.top_exit_text(g).plain.startswith("no exits ")
+    await host.wait_until_ended("busy", timeout=120)
+    assert g.state == State.STOPPED and g.exit_code == 0 and g.uptime >= 60
+    assert b"busy: done" in bytes(g.history)

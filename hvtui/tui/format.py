@@ -24,6 +24,17 @@ def state_text(state: State) -> Text:
     return Text(state.value, style=STATE_STYLES.get(state, ""))
 
 
+SILENT_SHOWN_S = 5.0      # a busy vCPU without exits this long is shown as such
+
+
+def top_exit_text(guest) -> Text:
+    """The busiest exit reason, or how long a busy vCPU has computed with no exit at all
+    (early boot, a test kernel, CPL-0 code emulated on KVM-PVM): working, not hung."""
+    if guest.silent_s >= SILENT_SHOWN_S:
+        return Text(f"no exits {guest.silent_s:.0f}s", style="yellow")
+    return Text(guest.top_exit_reason())
+
+
 def human_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":

@@ -76,6 +76,7 @@ class MachineSample:
     ram_bytes: int
     resident_bytes: int
     uart: dict = field(default_factory=dict)
+    unowned: int = 0            # port and MMIO accesses no device owns
 
 
 class _GuestFault(Exception):
@@ -589,7 +590,8 @@ class Machine:
         return MachineSample(
             time=time.monotonic(), vcpus=vcpus, ram_bytes=self.config.memory_mib << 20,
             resident_bytes=self.vm.resident_bytes() if self.vm else 0,
-            uart=self.vm.uart_stats() if self.vm else {})
+            uart=self.vm.uart_stats() if self.vm else {},
+            unowned=self.unowned_mmio + sum(v.stats.unassigned_io for v in self.vcpus))
 
     def registers(self, index: int = 0) -> dict[str, int]:
         """Register dump of one vCPU; the guest must not be running."""

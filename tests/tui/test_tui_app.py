@@ -187,6 +187,36 @@ async def test_new_guest_modal(tui):
         await wait_until(pilot, lambda: "fresh" in app.screen.table.order, what="its row")
 
 
+async def test_new_guest_modal_boots_a_kernel_file_with_modules(tui, tmp_path):
+    """A kernel path (completed from its folder) and a module: the guest is a Multiboot
+    kernel, not a built-in image."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).parent.parent))
+    import kernels
+    from hvtui.tui.screens.modals import PathSuggester
+    (tmp_path / "mbkernel.bin").write_bytes(kernels.mb1_elf())
+    (tmp_path / "mod.txt").write_bytes(b"module zero")
+    assert await PathSuggester().get_suggestion(str(tmp_path / "mbk")) == str(tmp_path / "mbkernel.bin")
+    async with tui([spec("counter", "c1")]) as (app, pilot):
+        await press(pilot, "n")
+        await wait_until(pilot, lambda: isinstance(app.screen, NewGuestScreen), what="the modal")
+        modal = app.screen
+        modal.query_one("#kernel").value = str(tmp_path / "nothere")
+        modal.query_one("#create").press()
+        error = modal.query_one("#new-guest-error")
+        await wait_until(pilot, lambda: "no such file" in text_of(error), what="the form's error")
+        modal.query_one("#kernel").value = str(tmp_path / "mbkernel.bin")
+        modal.query_one("#initrd").value = f"{tmp_path / 'mod.txt'} arg"
+        modal.query_one("#name").value = "mb"
+        modal.query_one("#create").press()
+        await wait_until(pilot, lambda: "mb" in app.host.guests, what="the new guest")
+        g = app.host.get("mb")
+        assert g.spec.initrd == [f"{tmp_path / 'mod.txt'} arg"]
+        await wait_until(pilot, lambda: g.state == State.STOPPED, what="the kernel to end")
+        assert g.machine.boot_protocol == "Multiboot 1" and g.exit_code == 42
+
+
 async def test_help_and_palette_commands(tui):
     async with tui([spec("counter", "c1")]) as (app, pilot):
         await press(pilot, "question_mark")

@@ -15,6 +15,7 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
+from textual.suggester import Suggester
 from textual.widgets import Button, DataTable, Input, Label, Select, Static
 
 from hvtui import images
@@ -25,8 +26,34 @@ SNAPSHOT_SUFFIX = ".hvsnap"
 MAX_CLONES = 16
 
 
+class PathSuggester(Suggester):
+    """Completes a file path as a shell does: the first entry of its folder that starts
+    with what is typed (folders end in /); Tab or Right accepts."""
+
+    def __init__(self):
+        super().__init__(use_cache=False, case_sensitive=True)
+
+    async def get_suggestion(self, value: str) -> str | None:
+        if not value:
+            return None
+        path = os.path.expanduser(value)
+        folder, stem = os.path.split(path)
+        try:
+            names = sorted(n for n in os.listdir(folder or ".") if n.startswith(stem) and not
+                           (n.startswith(".") and not stem.startswith(".")))
+        except OSError:
+            return None
+        if not names:
+            return None
+        full = os.path.join(folder, names[0])
+        if os.path.isdir(full):
+            full += os.sep
+        return value + full[len(path):] if full.startswith(path) else None
+
+
 class NewGuestScreen(ModalScreen[GuestSpec | None]):
-    """Ask for a new guest: image, memory, vCPUs, name, command line."""
+    """Ask for a new guest: a built-in image or a kernel file (with its initrd or modules),
+    memory, vCPUs, name, command line."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="modal.cancel")]
 
@@ -41,14 +68,20 @@ class NewGuestScreen(ModalScreen[GuestSpec | None]):
                 yield Label("Image")
                 yield Select([(f"{n} - {b.description}", n) for n, b in images.BUILTINS.items()],
                              value=self.image, allow_blank=False, id="image")
+                yield Label("or a kernel")
+                yield Input(placeholder="path: bzImage, vmlinux (PVH), Multiboot 1/2", id="kernel",
+                            suggester=PathSuggester())
+                yield Label("Initrd/modules")
+                yield Input(placeholder="FILE[,FILE ARGS...] (Linux initramfs, Multiboot modules)", id="initrd",
+                            suggester=PathSuggester())
                 yield Label("Memory (MiB)")
                 yield Input("64", id="memory", type="integer")
                 yield Label("vCPUs")
                 yield Input("1", id="vcpus", type="integer")
                 yield Label("Name")
                 yield Input(placeholder="automatic", id="name")
-                yield Label("Command line")
-                yield Input(placeholder="the image's default", id="cmdline")
+                yield Label("Append")
+                yield Input(placeholder="the kernel's command line (default: the image's)", id="cmdline")
             yield Static("", id="new-guest-error", classes="dialog-error")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Create", variant="primary", id="create")
@@ -69,12 +102,19 @@ class NewGuestScreen(ModalScreen[GuestSpec | None]):
                 raise ValueError(f"{label}: between {lo} and {hi}")
             return value
         image = self.query_one("#image", Select).value
+        kernel = os.path.expanduser(self.query_one("#kernel", Input).value.strip())
+        if kernel and not os.path.isfile(kernel):
+            raise ValueError(f"Kernel: no such file: {kernel}")
+        initrd = [x.strip() for x in self.query_one("#initrd", Input).value.split(",") if x.strip()]
+        for item in initrd:
+            if not os.path.isfile(os.path.expanduser(item.split(" ", 1)[0])):
+                raise ValueError(f"Initrd/modules: no such file: {item.split(' ', 1)[0]}")
         memory = number("memory", "Memory", 2, 1 << 20)
         vcpus = number("vcpus", "vCPUs", 1, 64)
         name = self.query_one("#name", Input).value.strip()
         cmdline = self.query_one("#cmdline", Input).value
-        return GuestSpec(image=str(image), name=name, memory_mib=memory, vcpus=vcpus,
-                         cmdline=cmdline or None)
+        return GuestSpec(image=kernel or str(image), name=name, memory_mib=memory, vcpus=vcpus,
+                         cmdline=cmdline or None, initrd=[os.path.expanduser(x) for x in initrd])
 
     def _submit(self) -> None:
         try:

@@ -130,6 +130,10 @@ class DetailPanel(Vertical):
         title = Text.assemble((guest.name, "bold"), "  ", fmt.state_text(guest.state),
                               f"  {guest.spec.image}  {guest.spec.memory_mib} MiB  "
                               f"resident {fmt.human_bytes(guest.resident_bytes)}")
+        if guest.state == State.RUNNING and guest.silent_s >= fmt.SILENT_SHOWN_S:
+            title.append(f"  busy: no exits for {guest.silent_s:.0f} s", style="yellow")
+        if guest.unowned_accesses:
+            title.append(f"  unowned I/O {guest.unowned_accesses:,}", style="dim")
         if guest.state == State.STOPPED:
             m = guest.machine
             title.append(f"  ({m.stop_reason}" + (f", exit {m.exit_code}" if m.exit_code is not None else "") + ")")

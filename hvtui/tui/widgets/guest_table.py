@@ -50,7 +50,7 @@ def row_cells(guest) -> list:
         Text(f"{guest.spec.memory_mib} MiB", justify="right"),
         Text(fmt.human_rate(guest.exits_per_s) if live else "-", justify="right"),
         Text(fmt.sparkline(guest.exits_history, 10), style="cyan" if live else "dim"),
-        Text(guest.top_exit_reason() if live else "-"),
+        fmt.top_exit_text(guest) if live else Text("-"),
         Text(f"{guest.cpu_percent:.0f}" if live else "-", justify="right"),
         Text(fmt.uptime(guest.uptime), justify="right"),
     ]
