@@ -1,6 +1,7 @@
-"""The catalogue of built-in guest images (ELF files built from guests/ at install).
+"""The catalogue of built-in guest images (built from guests/ at install): the tiny
+guests (hvtui's own ELF64 boot ABI) and one test kernel per PC boot protocol (guests/pc/).
 
-An IMAGE argument is a built-in name or a path to an ELF64 x86-64 file.
+An IMAGE argument is a built-in name or a path to a kernel file.
 """
 from __future__ import annotations
 
@@ -18,6 +19,11 @@ class BuiltinImage:
     name: str
     description: str
     default_cmdline: str = ""
+    file: str = ""          # the file in the image folder; NAME.elf unless given
+
+    @property
+    def filename(self) -> str:
+        return self.file or f"{self.name}.elf"
 
 
 BUILTINS = {i.name: i for i in [
@@ -31,6 +37,14 @@ BUILTINS = {i.name: i for i in [
     BuiltinImage("busy", "computes at CPL 0 with interrupts off, no exits, for seconds=N (60), then exits 0",
                  "seconds=60"),
     BuiltinImage("vconsole", "virtio-console (hvc0) echo: prints 'vconsole: ready', echoes what the host types"),
+    BuiltinImage("mb1", "Multiboot 1 test kernel (ELF32): prints its memory map, command line, modules; exits 0"),
+    BuiltinImage("mb1-aout", "the same through Multiboot 1's a.out-kludge address fields (a flat binary)",
+                 file="mb1-aout.bin"),
+    BuiltinImage("mb2", "Multiboot 2 test kernel: prints the information tags it was given; exits 0"),
+    BuiltinImage("pvh", "PVH test kernel (ELF with the Xen entry note): prints its start info; exits 0"),
+    BuiltinImage("bzimage", "Linux-boot-protocol test kernel (bzImage, 64-bit entry): prints boot_params; exits 0",
+                 file="bzimage.bin"),
+    BuiltinImage("smp", "Multiboot kernel for 2+ vCPUs: parses the MP table, starts every AP with INIT/SIPI"),
 ]}
 
 
@@ -41,7 +55,7 @@ def image_dir() -> Path:
 def resolve(image: str) -> str:
     """Path of a built-in image name, or the given path checked to exist."""
     if image in BUILTINS:
-        path = image_dir() / f"{image}.elf"
+        path = image_dir() / BUILTINS[image].filename
         if not path.is_file():
             raise ImageError(f"built-in image {image!r} is missing at {path}: reinstall hvtui "
                              "(pip install .) to build the guests")
@@ -51,7 +65,7 @@ def resolve(image: str) -> str:
             raise ImageError(f"{image}: no such file")
         return image
     raise ImageError(f"unknown image {image!r}: built-in images are {', '.join(BUILTINS)}; "
-                     "or give a path to an ELF64 x86-64 file")
+                     "or give a path to a kernel file")
 
 
 def default_cmdline(image: str) -> str:

@@ -102,7 +102,8 @@ def test_images_lists_every_builtin():
     r = hvtui("images")
     assert r.returncode == 0
     names = [line.split()[0] for line in r.stdout.decode().splitlines()]
-    assert names == ["hello", "counter", "shell", "crash", "memhog", "exitbench", "blkbench", "busy", "vconsole"]
+    assert names == ["hello", "counter", "shell", "crash", "memhog", "exitbench", "blkbench", "busy", "vconsole",
+                     "mb1", "mb1-aout", "mb2", "pvh", "bzimage", "smp"]
 
 
 def test_memhog_touches_all_its_ram(tmp_path):

@@ -116,7 +116,7 @@ def test_resolve_images(tmp_path):
     with pytest.raises(ImageError, match="no such file"):
         images.resolve(str(tmp_path / "x.elf"))
     for name in images.BUILTINS:
-        assert images.resolve(name).endswith(f"{name}.elf")
+        assert images.resolve(name).endswith(images.BUILTINS[name].filename)
 
 
 def test_emulation_bytes_and_report():
