@@ -21,6 +21,7 @@ import time
 from typing import Callable
 
 from hvtui.errors import SnapshotError
+from hvtui.vmm.devices.state import check_keys
 
 BASE, SIZE = 0x600, 12
 PM1_EVT_BLK, PM1_EVT_LEN = 0, 4       # offsets and lengths for the FADT
@@ -99,11 +100,7 @@ class AcpiPm:
         return {"status": self.status, "enable": self.enable, "control": self.control, "timer": self.timer()}
 
     def restore(self, state: dict) -> None:
-        if not isinstance(state, dict):
-            raise SnapshotError(f"ACPI PM state must be a dict, not {type(state).__name__}")
-        missing, extra = _STATE_KEYS - state.keys(), state.keys() - _STATE_KEYS
-        if missing or extra:
-            raise SnapshotError(f"ACPI PM state: missing {sorted(missing)}, unexpected {sorted(map(str, extra))}")
+        check_keys(state, _STATE_KEYS, "ACPI PM")
         for key, mask, must in (("status", PM1_STS_MASK, 0), ("enable", PM1_EN_MASK, 0),
                                 ("control", PM1_CNT_STORED, SCI_EN), ("timer", PM_TIMER_MASK, 0)):
             v = state[key]

@@ -29,6 +29,7 @@ import time
 from typing import Callable
 
 from hvtui.errors import SnapshotError
+from hvtui.vmm.devices.state import check_keys
 
 BASE, SIZE, IRQ = 0x70, 2, 8
 NVRAM_SIZE = 128
@@ -236,11 +237,7 @@ class CmosRtc:
                 "clock_offset": self.offset}
 
     def restore(self, state: dict) -> None:
-        if not isinstance(state, dict):
-            raise SnapshotError(f"CMOS RTC state must be a dict, not {type(state).__name__}")
-        missing, extra = _STATE_KEYS - state.keys(), state.keys() - _STATE_KEYS
-        if missing or extra:
-            raise SnapshotError(f"CMOS RTC state: missing {sorted(missing)}, unexpected {sorted(map(str, extra))}")
+        check_keys(state, _STATE_KEYS, "CMOS RTC")
         index, nmi, ram, offset = state["index"], state["nmi_masked"], state["ram"], state["clock_offset"]
         if type(index) is not int or not 0 <= index < NVRAM_SIZE:
             raise SnapshotError(f"CMOS RTC state: index must be an int 0-127, not {index!r}")

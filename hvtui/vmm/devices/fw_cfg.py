@@ -16,6 +16,7 @@ from __future__ import annotations
 import struct
 
 from hvtui.errors import SnapshotError
+from hvtui.vmm.devices.state import check_keys
 
 BASE, SIZE = 0x510, 2
 SELECTOR, DATA = 0, 1                 # offsets
@@ -70,11 +71,7 @@ class FwCfg:
         return {"selector": self.selector, "offset": self.offset}
 
     def restore(self, state: dict) -> None:
-        if not isinstance(state, dict):
-            raise SnapshotError(f"fw_cfg state must be a dict, not {type(state).__name__}")
-        missing, extra = _STATE_KEYS - state.keys(), state.keys() - _STATE_KEYS
-        if missing or extra:
-            raise SnapshotError(f"fw_cfg state: missing {sorted(missing)}, unexpected {sorted(map(str, extra))}")
+        check_keys(state, _STATE_KEYS, "fw_cfg")
         selector, offset = state["selector"], state["offset"]
         if type(selector) is not int or not 0 <= selector <= 0xFFFF:
             raise SnapshotError(f"fw_cfg state: selector must be a 16-bit int, not {selector!r}")

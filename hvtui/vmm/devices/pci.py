@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Callable
 
 from hvtui.errors import SnapshotError
+from hvtui.vmm.devices.state import check_keys
 
 BASE, SIZE = 0xCF8, 8
 ADDRESS, RCR, DATA = 0, 1, 4          # offsets: address register, reset control, data window
@@ -54,11 +55,7 @@ class PciConfigAbsent:
         return {"address": self.address, "rcr": self.rcr}
 
     def restore(self, state: dict) -> None:
-        if not isinstance(state, dict):
-            raise SnapshotError(f"PCI config state must be a dict, not {type(state).__name__}")
-        missing, extra = _STATE_KEYS - state.keys(), state.keys() - _STATE_KEYS
-        if missing or extra:
-            raise SnapshotError(f"PCI config state: missing {sorted(missing)}, unexpected {sorted(map(str, extra))}")
+        check_keys(state, _STATE_KEYS, "PCI config")
         address, rcr = state["address"], state["rcr"]
         if type(address) is not int or not 0 <= address <= 0xFFFFFFFF:
             raise SnapshotError(f"PCI config state: address must be a 32-bit int, not {address!r}")
