@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex = bench_sub.add_parser("exits", help="port-I/O exits/s: C hot path vs a raw KVM_RUN loop vs Python")
     ex.add_argument("--json", action="store_true")
     ex.add_argument("--runs", type=_positive_int, default=5)
-    ex.add_argument("--count", type=_positive_int, default=20000, help="exits per run")
+    ex.add_argument("--count", type=_positive_int, default=100000, help="exits per run (about a second each)")
     pv = bench_sub.add_parser("pv", help="disk throughput and exits/MiB: virtio-blk vs emulated ATA PIO")
     pv.add_argument("--json", action="store_true")
     pv.add_argument("--runs", type=_positive_int, default=5)

@@ -59,7 +59,7 @@ def _run_served(port: int, count: int) -> float:
         m.destroy()
 
 
-def measure(runs: int = 5, count: int = 20000) -> dict:
+def measure(runs: int = 5, count: int = 100000) -> dict:
     kvm = Kvm.get()
     raw, c, py = [], [], []
     for _ in range(runs):

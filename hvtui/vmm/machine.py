@@ -27,6 +27,7 @@ from hvtui.vmm.kvm import Kvm, Vcpu, VmPool
 from hvtui.vmm.memory import GuestMemory
 
 MIN_MEMORY_MIB = 2
+_IO_WORD = {1: "uint8_t *", 2: "uint16_t *", 4: "uint32_t *"}   # a port access's value, by size
 RFLAGS_IF = 1 << 9
 
 
@@ -383,6 +384,13 @@ class Machine:
         if found is None:
             raise _GuestFault("bad device access", f"port {e.port:#x} has no device")
         dev, offset = found
+        if count == 1:      # the common case, without a buffer object or slices
+            word = e.data if size == 1 else ffi.cast(_IO_WORD[size], e.data)
+            if e.direction == lib.HV_IO_OUT:
+                dev.write(offset, size, word[0])
+            else:
+                word[0] = dev.read(offset, size) & ((1 << (8 * size)) - 1)
+            return
         data = ffi.buffer(e.data, size * count)
         for i in range(count):
             chunk = slice(i * size, (i + 1) * size)

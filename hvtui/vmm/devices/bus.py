@@ -28,16 +28,18 @@ class Bus:
     def __init__(self, name: str):
         self.name = name
         self._ranges: list[_Range] = []
+        self._bases: list[int] = []        # the ranges' bases, kept beside them for bisect
 
     def add(self, base: int, size: int, device: Device) -> None:
         for r in self._ranges:
             if base < r.base + r.size and r.base < base + size:
                 raise ValueError(f"{self.name} range {base:#x}+{size} overlaps {r.base:#x}+{r.size}")
         bisect.insort(self._ranges, _Range(base, size, device))
+        self._bases = [r.base for r in self._ranges]
 
     def find(self, addr: int, length: int = 1):
         """(device, offset) owning [addr, addr+length), or None."""
-        i = bisect.bisect_right([r.base for r in self._ranges], addr) - 1
+        i = bisect.bisect_right(self._bases, addr) - 1
         if i >= 0:
             r = self._ranges[i]
             if addr + length <= r.base + r.size:
