@@ -41,6 +41,7 @@ struct hv_vcpu {
     uint32_t index;
     struct kvm_run *run;
     atomic_int request;
+    int kick_efd;                      /* eventfd: a kick, for a vCPU waiting on the idle port */
     pthread_mutex_t kick_lock;         /* guards in_run and thread */
     int in_run;
     pthread_t thread;

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -61,6 +62,14 @@ int hv_vcpu_create(struct hv_vm *vm, uint32_t index, struct hv_vcpu **out)
         free(v);
         return r;
     }
+    v->kick_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (v->kick_efd < 0) {
+        int r = hv_fail("eventfd (vCPU kick)");
+        munmap(v->run, (size_t)vm->run_size);
+        close(v->fd);
+        free(v);
+        return r;
+    }
     pthread_mutex_init(&v->kick_lock, NULL);
     atomic_init(&v->request, 0);
     atomic_init(&v->tid, 0);
@@ -74,6 +83,7 @@ void hv_vcpu_destroy(struct hv_vcpu *v)
         return;
     munmap(v->run, (size_t)v->vm->run_size);
     close(v->fd);
+    close(v->kick_efd);
     pthread_mutex_destroy(&v->kick_lock);
     free(v);
 }
@@ -100,7 +110,17 @@ void hv_vcpu_kick(struct hv_vcpu *v)
     v->run->immediate_exit = 1;
     if (v->in_run)
         pthread_kill(v->thread, kick_signal());
+    uint64_t one = 1;
+    ssize_t w = write(v->kick_efd, &one, sizeof(one));   /* wakes an idle-port wait */
+    (void)w;
     pthread_mutex_unlock(&v->kick_lock);
+}
+
+static void drain(int efd)
+{
+    uint64_t count;
+    ssize_t r = read(efd, &count, sizeof(count));
+    (void)r;
 }
 
 void hv_vcpu_clear_request(struct hv_vcpu *v)
@@ -108,6 +128,7 @@ void hv_vcpu_clear_request(struct hv_vcpu *v)
     pthread_mutex_lock(&v->kick_lock);
     atomic_store(&v->request, 0);
     v->run->immediate_exit = 0;
+    drain(v->kick_efd);
     pthread_mutex_unlock(&v->kick_lock);
 }
 
@@ -198,29 +219,30 @@ static void describe_exit(struct kvm_run *run, struct hv_exit *e)
 
 /*
  * The idle port: the guest has nothing to do for up to us microseconds. Sleep without
- * spending a host CPU, in slices of at most 10 ms, until then, until input reaches the
- * UART or the host wakes idle vCPUs (hv_vm_wake_idle), or until the host kicks (the
- * signal ends ppoll; the slice bounds a missed one).
+ * spending a host CPU until then, until input reaches the UART or the host wakes idle
+ * vCPUs (hv_vm_wake_idle: rx_efd), or until the host kicks this vCPU (kick_efd, written
+ * after the request flag is set, so a kick between the check and the poll still wakes it).
+ * One poll for the whole wait: no periodic wake-ups.
  */
 static void idle(struct hv_vcpu *v, uint64_t us)
 {
     struct hv_vm *vm = v->vm;
     uint64_t start = hv_now_ns();
     uint64_t deadline = start + (us > HV_IDLE_MAX_US ? HV_IDLE_MAX_US : us) * 1000;
-    struct pollfd pfd = { .fd = vm->rx_efd, .events = POLLIN };
+    struct pollfd pfd[2] = { { .fd = vm->rx_efd, .events = POLLIN }, { .fd = v->kick_efd, .events = POLLIN } };
     for (;;) {
         if (atomic_load(&v->request) || hv_vm_rx_pending(vm))
             break;
         uint64_t now = hv_now_ns();
         if (now >= deadline)
             break;
-        uint64_t slice = deadline - now < 10000000 ? deadline - now : 10000000;
-        struct timespec ts = { .tv_sec = 0, .tv_nsec = (long)slice };
-        if (ppoll(&pfd, 1, &ts, NULL) > 0) {   /* input, or the host woke idle vCPUs */
-            uint64_t count;
-            ssize_t r = read(vm->rx_efd, &count, sizeof(count));
-            (void)r;
-            break;
+        struct timespec ts = { .tv_sec = (time_t)((deadline - now) / 1000000000u),
+                               .tv_nsec = (long)((deadline - now) % 1000000000u) };
+        int n = ppoll(pfd, 2, &ts, NULL);
+        if (n > 0) {
+            if (pfd[0].revents & POLLIN)   /* input, or the host woke idle vCPUs */
+                drain(vm->rx_efd);
+            break;                         /* a kick stays readable until the request is cleared */
         }
     }
     v->stats.idle_exits++;
