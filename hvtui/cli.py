@@ -1,8 +1,11 @@
-"""The `hvtui` command: `run`, `images`, `bench` (and, with no arguments, the TUI).
+"""The `hvtui` command: with no subcommand the TUI (attached to the user's monitor);
+`serve` and `kill-server`; the virsh-style commands on the monitor's guests (commands.py);
+`run`, the one-shot foreground guest with no daemon; `images`, `snapshot info`, `bench`.
 
-Errors the user can cause print one line on stderr and exit non-zero, with no traceback.
-Exit statuses of `hvtui run`: the guest's debug-exit value & 0xff; 3 when the guest
-crashed; 124 on --timeout; 1 for a monitor error (bad image, no KVM, ...); 2 for usage.
+Everything goes through hvtui.api. Errors the user can cause print one line on stderr and
+exit non-zero, with no traceback. Exit statuses of `hvtui run`: the guest's debug-exit
+value & 0xff; 3 when the guest crashed; 124 on --timeout; 1 for a monitor error (bad
+image, no KVM, ...); 2 for usage.
 """
 from __future__ import annotations
 
@@ -14,7 +17,8 @@ import sys
 import termios
 import tty
 
-from hvtui import images
+from hvtui import api, images
+from hvtui.api import SERIAL, Boot, GuestSpec
 from hvtui.errors import HvError
 
 EXIT_ERROR, EXIT_CRASH, EXIT_TIMEOUT, EXIT_INTERRUPT = 1, 3, 124, 130
@@ -36,52 +40,44 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hvtui", description="A Type-2 hypervisor you drive from a terminal.")
     p.add_argument("--fleet", metavar="FILE.toml", default=None,
                    help="with no subcommand: the TUI starts the guests of this file ([[guest]] tables)")
+    p.add_argument("--embedded", action="store_true",
+                   help="with no subcommand: the TUI runs its own monitor (its guests end when it quits)")
     sub = p.add_subparsers(dest="command")
 
-    run = sub.add_parser("run", help="run one guest with its console on this terminal")
+    run = sub.add_parser("run", help="run one guest here, its console on this terminal (no daemon)")
     run.add_argument("image", metavar="KERNEL",
-                     help="a built-in image name (see `hvtui images`) or a kernel: Linux bzImage, an ELF with "
-                          "a PVH note (vmlinux), a Multiboot 1 or 2 kernel, or an hvtui ELF64")
-    run.add_argument("--memory", type=_positive_int, default=64, metavar="MiB", help="guest RAM in MiB (64)")
-    run.add_argument("--vcpus", type=_positive_int, default=1, metavar="N", help="vCPUs (1)")
-    run.add_argument("--append", "--cmdline", dest="cmdline", default=None, metavar="STR",
-                     help="the kernel's command line")
-    run.add_argument("--initrd", default=None, metavar="FILE[,FILE...]",
-                     help="Linux: the initramfs (several are concatenated); Multiboot: the modules, module 0 "
-                          "first, each 'FILE ARGS' to give it a string")
-    run.add_argument("--exit-code", dest="exit_code_style", choices=("hvtui", "qemu"), default="hvtui",
-                     help="qemu: a write of v to the debug-exit port 0xf4 ends hvtui with (v << 1) | 1, as "
-                          "QEMU's isa-debug-exit does")
+                     help="a built-in image name (see `hvtui images`), a kernel (Linux bzImage, an ELF with "
+                          "a PVH note (vmlinux), a Multiboot 1 or 2 kernel, an hvtui ELF64), or a snapshot "
+                          "file to continue")
+    add_guest_options(run)
     run.add_argument("--timeout", type=float, default=None, metavar="S", help="stop the guest after S seconds (exit 124)")
-    run.add_argument("--name", default="", help="guest name (for the log file)")
-    run.add_argument("--watchdog", type=float, default=0.0, metavar="S",
-                     help="crash a vCPU stuck S seconds with interrupts off and no exits (default 0: never)")
-    run.add_argument("--disk", default=None, metavar="FILE",
-                     help="a host file as the guest's disk: virtio-blk, and the emulated ATA disk")
-    run.add_argument("--disk-readonly", action="store_true", help="the disk refuses writes")
     run.add_argument("--log-dir", default=None, help="where console logs go")
     run.add_argument("-v", "--verbose", action="store_true", help="monitor messages on stderr")
     run.add_argument("--snapshot-after", type=float, default=None, metavar="S",
                      help="take a live snapshot S seconds in (the guest goes on); needs --snapshot-to")
     run.add_argument("--snapshot-to", default=None, metavar="FILE", help="where --snapshot-after saves")
 
-    restore = sub.add_parser("restore", help="continue a snapshot as a new guest, console on this terminal")
-    restore.add_argument("file", help="a snapshot file (hvtui run --snapshot-to, or the TUI)")
-    restore.add_argument("--name", default="", help="guest name (default: the snapshot's)")
-    restore.add_argument("--timeout", type=float, default=None, metavar="S", help="stop the guest after S seconds (exit 124)")
-    restore.add_argument("--log-dir", default=None, help="where console logs go")
-    restore.add_argument("-v", "--verbose", action="store_true", help="monitor messages on stderr")
+    serve = sub.add_parser("serve", help="run the monitor (the per-user daemon the TUI and commands talk to)")
+    serve.add_argument("--detach", action="store_true", help=argparse.SUPPRESS)
+    serve.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
+    serve.add_argument("--vcpu-nice", type=_positive_int, default=19, metavar="N",
+                       help="niceness of guests' vCPU threads (19; 0: leave them)")
+    serve.add_argument("--console-nice", type=_positive_int, default=10, metavar="N",
+                       help="niceness of a guest while a console is attached to it (10)")
+    sub.add_parser("kill-server", help="stop the monitor and every guest in it")
 
-    snap = sub.add_parser("snapshot", help="inspect snapshot files")
-    snap_sub = snap.add_subparsers(dest="snapshot_command", required=True)
-    info = snap_sub.add_parser("info", help="verify a snapshot and show what it holds")
-    info.add_argument("file")
-    info.add_argument("--json", action="store_true")
+    from hvtui import commands
+    commands.add_parsers(sub, add_guest_options)
 
     sub.add_parser("images", help="list the built-in guest images")
 
     bench = sub.add_parser("bench", help="benchmarks, each against a reference measured in the same run")
     bench_sub = bench.add_subparsers(dest="bench", required=True)
+    ab = bench_sub.add_parser("api", help="request round trip and event latency over the socket vs in-process")
+    ab.add_argument("--json", action="store_true")
+    ab.add_argument("--clients", type=_positive_int, default=4)
+    ab.add_argument("--guests", type=_positive_int, default=16)
+    ab.add_argument("--seconds", type=float, default=5.0, help="of requests per client, per phase")
     ex = bench_sub.add_parser("exits", help="port-I/O exits/s: C hot path vs a raw KVM_RUN loop vs Python")
     ex.add_argument("--json", action="store_true")
     ex.add_argument("--runs", type=_positive_int, default=5)
@@ -102,6 +98,33 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("--guests", type=_positive_int, default=16)
     tb.add_argument("--seconds", type=float, default=30.0)
     return p
+
+
+def add_guest_options(p: argparse.ArgumentParser) -> None:
+    """The options of a guest, shared by `run` and `start`."""
+    p.add_argument("--memory", type=_positive_int, default=64, metavar="MiB", help="guest RAM in MiB (64)")
+    p.add_argument("--vcpus", type=_positive_int, default=1, metavar="N", help="vCPUs (1)")
+    p.add_argument("--append", "--cmdline", dest="cmdline", default=None, metavar="STR",
+                   help="the kernel's command line")
+    p.add_argument("--initrd", default=None, metavar="FILE[,FILE...]",
+                   help="Linux: the initramfs (several are concatenated); Multiboot: the modules, module 0 "
+                        "first, each 'FILE ARGS' to give it a string")
+    p.add_argument("--exit-code", dest="exit_code_style", choices=("hvtui", "qemu"), default="hvtui",
+                   help="qemu: a write of v to the debug-exit port 0xf4 means status (v << 1) | 1, as "
+                        "QEMU's isa-debug-exit does")
+    p.add_argument("--name", default="", help="guest name (default: IMAGE-N; a snapshot's own name)")
+    p.add_argument("--watchdog", type=float, default=0.0, metavar="S",
+                   help="crash a vCPU stuck S seconds with interrupts off and no exits (default 0: never)")
+    p.add_argument("--disk", default=None, metavar="FILE",
+                   help="a host file as the guest's disk: virtio-blk, and the emulated ATA disk")
+    p.add_argument("--disk-readonly", action="store_true", help="the disk refuses writes")
+
+
+def spec_from_args(args) -> GuestSpec:
+    return api.absolute_spec(GuestSpec(
+        image=args.image, name=args.name, memory_mib=args.memory, vcpus=args.vcpus, watchdog_s=args.watchdog,
+        disk=args.disk, disk_readonly=args.disk_readonly,
+        boot=Boot(cmdline=args.cmdline, initrd=tuple(split_initrd(args.initrd)), exit_code=args.exit_code_style)))
 
 
 def split_initrd(text: str | None) -> list[str]:
@@ -129,109 +152,171 @@ class _RawStdin:
 
 
 async def _run(args) -> int:
-    from hvtui.host import GuestSpec, Host
-    from hvtui.vmm.machine import State
-
+    """`hvtui run`: one guest in a monitor of this process, its serial console here."""
     out = sys.stdout.buffer
-    async with Host(log_dir=args.log_dir) as host:
-        if args.command == "restore":
-            guest = await host.restore(args.file, name=args.name or None, start=False)
+    monitor = api.embedded(log_dir=args.log_dir)
+    await monitor.open()
+    try:
+        if api.is_snapshot(args.image):
+            guest = await monitor.restore(args.image, name=args.name or None, start=False)
         else:
-            spec = GuestSpec(image=args.image, name=args.name, memory_mib=args.memory, vcpus=args.vcpus,
-                             cmdline=args.cmdline, watchdog_s=args.watchdog,
-                             disk=args.disk, disk_readonly=args.disk_readonly,
-                             initrd=split_initrd(args.initrd), exit_code_style=args.exit_code_style)
-            guest = await host.create(spec, start=False)
-        cfg = guest.machine.config
+            guest = await monitor.create(spec_from_args(args), start=False)
+        name = guest.name
+        ended = asyncio.Event()
+
+        def on_event(event: api.Event) -> None:
+            if isinstance(event, api.GuestChanged) and event.guest.name == name and not event.guest.state.live:
+                ended.set()
+        monitor.subscribe(on_event)
 
         def to_stdout(data: bytes) -> None:
             out.write(data)
             out.flush()
-        host.console_subscribe(guest.name, to_stdout)
+        monitor.watch_console(name, SERIAL, to_stdout)
         if args.verbose:
-            _say(f"{guest.name}: {guest.machine.boot_protocol}, {cfg.memory_mib} MiB, {cfg.vcpus} vCPU(s), "
-                 f"log {guest.log_path}")
+            _say(f"{name}: {guest.boot_protocol}, {guest.spec.memory_mib} MiB, {guest.spec.vcpus} vCPU(s), "
+                 f"log {guest.log}")
 
         loop = asyncio.get_running_loop()
         detached = asyncio.Event()
         stdin_fd = sys.stdin.fileno() if sys.stdin and not sys.stdin.closed else None
         interactive = stdin_fd is not None and os.isatty(stdin_fd)
-
-        def on_stdin() -> None:
-            try:
-                data = os.read(stdin_fd, 4096)
-            except OSError:
-                data = b""
-            if not data:
-                loop.remove_reader(stdin_fd)
-                return
-            if interactive and DETACH_KEY in data:
-                detached.set()
-                data = data.split(DETACH_KEY)[0]
-            if data and guest.state.live:
-                host.send_input(guest.name, data)
+        feeder = StdinFeeder(monitor, name, stdin_fd, detached if interactive else None)
 
         with _RawStdin() if interactive else contextlib.nullcontext():
-            if stdin_fd is not None:
-                with contextlib.suppress(OSError, ValueError, PermissionError):
-                    loop.add_reader(stdin_fd, on_stdin)
-            guest.machine.start()
-            ended = asyncio.create_task(host.wait_until_ended(guest.name))
-            waiters = {ended, asyncio.create_task(detached.wait())}
+            feeder.start()
+            await monitor.start(name)
+            waiters = {asyncio.create_task(ended.wait()), asyncio.create_task(detached.wait())}
+            ended_task = next(iter(waiters))
             snap_failed: list[str] = []
-            if getattr(args, "snapshot_after", None) is not None:
-                waiters.add(asyncio.create_task(_live_snapshot(host, guest, args, snap_failed)))
+            if args.snapshot_after is not None:
+                waiters.add(asyncio.create_task(_live_snapshot(monitor, name, args, snap_failed)))
             done, _ = await asyncio.wait(waiters, timeout=args.timeout, return_when=asyncio.FIRST_COMPLETED)
-            if stdin_fd is not None:
-                with contextlib.suppress(Exception):
-                    loop.remove_reader(stdin_fd)
+            feeder.stop()
             for t in waiters:
-                if t is not ended:
+                if t is not ended_task:
                     t.cancel()
-            if ended not in done:
-                await host.stop(guest.name)
-                await host.wait_until_ended(guest.name)
+            if ended_task not in done and monitor.view(name).state.live:
+                with contextlib.suppress(HvError):
+                    await monitor.stop(name)
+                await ended.wait()
                 if detached.is_set():
-                    _say(f"{guest.name}: detached (Ctrl-]); guest stopped")
+                    _say(f"{name}: detached (Ctrl-]); guest stopped")
                     return EXIT_INTERRUPT
                 if snap_failed:
                     return EXIT_ERROR
-                _say(f"{guest.name}: timed out after {args.timeout:g}s; guest stopped")
+                _say(f"{name}: timed out after {args.timeout:g}s; guest stopped")
                 return EXIT_TIMEOUT
         if snap_failed:
             return EXIT_ERROR
 
-        m = guest.machine
-        if m.state == State.CRASHED:
-            _say(f"{guest.name} crashed: {m.crash.summary()} (register dump in {guest.log_path})")
+        guest = monitor.view(name)
+        end = guest.end
+        if end.kind == "crashed":
+            _say(f"{name} crashed: {guest.crash.summary} (register dump in {guest.log})")
             if args.verbose:
-                print(m.crash.format(), file=sys.stderr)
+                print(guest.crash.report, file=sys.stderr)
             return EXIT_CRASH
-        if m.exit_code is None:
+        if end.kind != "exited":
             if args.verbose:
-                _say(f"{guest.name}: {m.stop_reason}")
+                _say(f"{name}: {end.reason}")
             return 0
-        status = m.exit_status
         if args.verbose:
-            _say(f"{guest.name}: the guest wrote {m.exit_code:#x} to the debug-exit port: exit status {status}")
-        return status
+            _say(f"{name}: the guest wrote {end.exit_code:#x} to the debug-exit port: exit status {end.exit_status}")
+        return end.exit_status
+    finally:
+        await monitor.close()
 
 
-async def _live_snapshot(host, guest, args, failed: list) -> None:
+class StdinFeeder:
+    """stdin to a guest's console, with backpressure: while the monitor's input queue for
+    the guest is full, stdin is not read (nothing is dropped). detach: set on Ctrl-]."""
+
+    def __init__(self, monitor: api.Monitor, name: str, fd: int | None, detach: asyncio.Event | None,
+                 console: str = SERIAL):
+        self.monitor, self.name, self.fd, self.detach, self.console = monitor, name, fd, detach, console
+        self.loop = asyncio.get_running_loop()
+        self.reading = False
+        self.task: asyncio.Task | None = None
+        self.eof = asyncio.Event()
+
+    def start(self) -> None:
+        if self.fd is None:
+            self.eof.set()
+            return
+        try:
+            self.loop.add_reader(self.fd, self._readable)
+            self.reading = True
+        except (OSError, ValueError, PermissionError):
+            self.eof.set()          # a file (not a pipe or a terminal): read it in one go below
+            self.task = self.loop.create_task(self._read_file())
+
+    def stop(self) -> None:
+        self._pause()
+        if self.task:
+            self.task.cancel()
+
+    def _pause(self) -> None:
+        if self.reading:
+            with contextlib.suppress(Exception):
+                self.loop.remove_reader(self.fd)
+            self.reading = False
+
+    def _readable(self) -> None:
+        try:
+            data = os.read(self.fd, 4096)
+        except OSError:
+            data = b""
+        if not data:
+            self._pause()
+            self.eof.set()
+            return
+        if self.detach is not None and DETACH_KEY in data:
+            self.detach.set()
+            data = data.split(DETACH_KEY)[0]
+            self._pause()
+        if data:
+            self._pause()
+            self.task = self.loop.create_task(self._send(data))
+
+    async def _send(self, data: bytes) -> None:
+        while data:
+            try:
+                n = await self.monitor.send_input(self.name, data, self.console)
+            except HvError:
+                return
+            data = data[n:]
+            if data:
+                await asyncio.sleep(0.01)
+        if not self.eof.is_set() and not (self.detach and self.detach.is_set()):
+            with contextlib.suppress(Exception):
+                self.loop.add_reader(self.fd, self._readable)
+                self.reading = True
+
+    async def _read_file(self) -> None:
+        while True:
+            data = await asyncio.to_thread(os.read, self.fd, 65536)
+            if not data:
+                return
+            await self._send(data)
+
+
+async def _live_snapshot(monitor, name: str, args, failed: list) -> None:
     """--snapshot-after: save once, S seconds in, and let the guest go on. On failure say
     why and stop the guest (the run then exits 1)."""
     await asyncio.sleep(args.snapshot_after)
-    if not guest.state.live:
+    if not monitor.view(name).state.live:
         return
     try:
-        info = await host.snapshot(guest.name, args.snapshot_to)
+        info = await monitor.snapshot(name, os.path.abspath(args.snapshot_to))
     except HvError as e:
         failed.append(str(e))
         _say(str(e))
-        await host.stop(guest.name)
+        with contextlib.suppress(HvError):
+            await monitor.stop(name)
         return
     if args.verbose:
-        _say(f"{guest.name}: snapshot {info['path']} ({info['data_bytes'] >> 10} KiB of memory, "
+        _say(f"{name}: snapshot {info['path']} ({info['data_bytes'] >> 10} KiB of memory, "
              f"{info['save_ms']:.1f} ms)")
     await asyncio.Event().wait()     # stay pending: only the guest's end or the timeout ends the run
 
@@ -239,9 +324,7 @@ async def _live_snapshot(host, guest, args, failed: list) -> None:
 def _snapshot_info(args) -> int:
     import json
     import time
-    from hvtui.vmm import snapshot
-    from hvtui.vmm.kvm import Kvm
-    info = snapshot.verify(args.file, Kvm.get())
+    info = api.snapshot_info(args.file)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -274,6 +357,9 @@ def _bench(args) -> int:
     if args.bench == "pv":
         from hvtui.bench.pv import main as bench_pv
         return bench_pv(args)
+    if args.bench == "api":
+        from hvtui.bench.api import main as bench_api
+        return bench_api(args)
     if args.bench == "tui":
         from hvtui.tui.bench import main as bench_tui
         return bench_tui(args)
@@ -286,14 +372,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run" and (args.snapshot_after is None) != (args.snapshot_to is None):
             parser.error("--snapshot-after and --snapshot-to go together")
-        if args.command in ("run", "restore"):
+        if args.command == "run":
             return asyncio.run(_run(args))
-        if args.command == "snapshot":
+        if args.command == "serve":
+            return api.serve(detach=args.detach, quiet=args.quiet, vcpu_nice=args.vcpu_nice,
+                             console_nice=args.console_nice)
+        if args.command == "snapshot" and args.words[:1] == ["info"]:
+            if len(args.words) != 2:
+                parser.error("usage: hvtui snapshot info FILE [--json]")
+            args.file = args.words[1]
             return _snapshot_info(args)
         if args.command == "images":
             return _images()
         if args.command == "bench":
             return _bench(args)
+        if args.command is not None:
+            from hvtui import commands
+            return commands.run(args, parser)
         from hvtui.tui import run_tui   # no subcommand: the TUI
         return run_tui(args)
     except HvError as e:

@@ -1,34 +1,43 @@
 """The Host: many machines on one asyncio loop.
 
-It owns their lifecycle (create, pause, resume, stop, kill, remove), turns the machines'
-thread-side transitions into events on the loop, fans each guest's console out to its
-log file, its scrollback and any subscribers, feeds input into the guest's UART, and
-samples stats a few times a second (exits/s by reason per vCPU, vCPU thread CPU time,
-resident memory), running the runaway watchdog as it goes. A guest that crashes is
-contained: its state, crash report, log and memory stay until it is removed; nothing
-else moves. No Textual here: the TUI and the CLI are clients.
+It owns their lifecycle (create, start again, pause, resume, stop, kill, reset, remove),
+checked against the one table of hvtui.api; turns the machines' thread-side transitions
+into typed api events on the loop; fans each guest's consoles out to a log file per run,
+a scrollback and any watchers; feeds input into the guest; and samples stats a few times
+a second (exits/s by reason per vCPU, vCPU thread CPU time, resident memory), running the
+runaway watchdog as it goes. A guest that crashes is contained: its state, crash report,
+log and memory stay until it is removed; nothing else moves. Clients see it through
+hvtui.monitor (the api.Monitor of this Host); no Textual here.
 """
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import dataclasses
+import logging
 import os
+import re
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import psutil
 
-from hvtui import images
-from hvtui.errors import ConfigError, StateError
+from hvtui import api, images
+from hvtui.api import HVC, SERIAL, Boot, GuestSpec
+from hvtui.errors import ConfigError, HvError, StateError
 from hvtui.vmm import snapshot
-from hvtui.vmm.exits import CrashReport
 from hvtui.vmm.machine import Machine, MachineConfig, MachineSample, State
+
+log = logging.getLogger("hvtui")
 
 HISTORY_BYTES = 1 << 20      # console scrollback kept per guest
 RATE_HISTORY = 120           # samples kept for sparklines
 INPUT_RETRY_S = 0.002        # the UART FIFO holds 64 bytes: retry the rest this often
+INPUT_LIMIT = 64 * 1024      # bytes of console input queued per guest at most
+BUSY_CPU_PERCENT = 50        # a vCPU using this much of a host CPU and making no exits is computing
+TOP_PORTS = 8
 
 
 def default_log_dir() -> Path:
@@ -36,46 +45,69 @@ def default_log_dir() -> Path:
     return Path(base) / "hvtui" / "logs"
 
 
-@dataclass
-class GuestSpec:
-    image: str                      # built-in name or path to a kernel (any format vmm/boot knows)
-    name: str = ""
-    memory_mib: int = 64
-    vcpus: int = 1
-    cmdline: str | None = None      # None: the image's default
-    watchdog_s: float = 0.0         # 0: never crash a silent vCPU (the dashboard shows it)
-    disk: str | None = None         # host file for virtio-blk and the emulated ATA disk
-    disk_readonly: bool = False
-    initrd: list[str] = field(default_factory=list)   # Linux initrd / Multiboot modules ("FILE ARGS")
-    exit_code_style: str = "hvtui"  # "qemu": isa-debug-exit's (v << 1) | 1
-
-BUSY_CPU_PERCENT = 50     # a vCPU using this much of a host CPU and making no exits is computing
-SERIAL, HVC = "serial", "hvc0"      # a guest's two consoles: COM1 and its virtio-console
-
-@dataclass
-class HostEvent:
-    kind: str                       # "created", "state", "removed", "stats"
-    guest: str
-    state: State | None = None
-    info: dict = field(default_factory=dict)
+# ---- the spec and the machine's config: one mapping each way ----
+def machine_config(spec: GuestSpec) -> MachineConfig:
+    """The MachineConfig that boots spec (images resolved, the image's default cmdline)."""
+    b = spec.boot
+    return MachineConfig(name=spec.name, image=images.resolve(spec.image), memory_mib=spec.memory_mib,
+                         vcpus=spec.vcpus, watchdog_s=spec.watchdog_s, disk=spec.disk,
+                         disk_readonly=spec.disk_readonly, initrd=list(b.initrd), exit_code_style=b.exit_code,
+                         cmdline=images.default_cmdline(spec.image) if b.cmdline is None else b.cmdline)
 
 
-@dataclass
-class VcpuRates:
-    exits_per_s: float = 0.0
-    by_reason: dict[str, float] = field(default_factory=dict)
-    cpu_percent: float = 0.0
-    run_share: float = 0.0          # fraction of wall time inside KVM_RUN
+def spec_of(config: MachineConfig) -> GuestSpec:
+    """machine_config's inverse: the spec that boots this machine again (a restored one)."""
+    return GuestSpec(image=images.builtin_name(config.image), name=config.name, memory_mib=config.memory_mib, vcpus=config.vcpus,
+                     watchdog_s=config.watchdog_s, disk=config.disk, disk_readonly=config.disk_readonly,
+                     boot=Boot(cmdline=config.cmdline, initrd=tuple(config.initrd),
+                               exit_code=config.exit_code_style))
+
+
+# ---- console logs: one file per run ----
+def next_run(log_dir: Path, name: str) -> int:
+    """1 + the highest run of name with a log in log_dir (runs are never overwritten)."""
+    pattern = re.compile(re.escape(name) + r"\.(\d+)\.log$")
+    runs = [int(m.group(1)) for p in log_dir.glob(f"{glob_escape(name)}.*.log") if (m := pattern.match(p.name))]
+    return max(runs, default=0) + 1
+
+
+def glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", text)
+
+
+def run_log(log_dir: Path, name: str, run: int, console: str = SERIAL) -> Path:
+    """NAME.RUN.log for the serial console, NAME.RUN.CONSOLE.log for the others."""
+    return log_dir / (f"{name}.{run}.log" if console == SERIAL else f"{name}.{run}.{console}.log")
+
+
+def point_latest(log_dir: Path, name: str, target: Path, console: str = SERIAL) -> None:
+    """NAME.log (NAME.CONSOLE.log) -> this run's file, replaced atomically."""
+    link = log_dir / (f"{name}.log" if console == SERIAL else f"{name}.{console}.log")
+    tmp = log_dir / f".{link.name}.{os.getpid()}.tmp"
+    with contextlib.suppress(OSError):
+        tmp.unlink()
+    try:
+        os.symlink(target.name, tmp)
+        os.replace(tmp, link)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 class ConsoleStream:
-    """One console of a guest: bounded scrollback, a log file, and subscribers."""
+    """One console of a guest: bounded scrollback, this run's log file, and watchers."""
 
-    def __init__(self, log_path: Path, append: bool = False):
+    def __init__(self):
         self.history = bytearray()
-        self.subscribers: list[Callable[[bytes], None]] = []
-        self.log = open(log_path, "ab" if append else "wb")   # a restored guest's log goes on
+        self.watchers: list[Callable[[bytes], None]] = []
+        self.log = None
+        self.log_path: Path | None = None
         self.total_bytes = 0
+
+    def open_log(self, path: Path) -> None:
+        self.close()
+        self.log_path = path
+        self.log = open(path, "wb")
 
     def feed(self, data: bytes) -> None:
         if not data:
@@ -84,64 +116,90 @@ class ConsoleStream:
         self.history += data
         if len(self.history) > HISTORY_BYTES:
             del self.history[:len(self.history) - HISTORY_BYTES]
-        if not self.log.closed:
-            self.log.write(data)
-            self.log.flush()
-        for cb in list(self.subscribers):
+        self.write_log(data)
+        for cb in list(self.watchers):
             try:
                 cb(data)
             except Exception:
-                pass
+                log.exception("a console watcher failed")
+
+    def write_log(self, data: bytes) -> None:
+        if self.log is not None and not self.log.closed:
+            self.log.write(data)
+            self.log.flush()
 
     def close(self) -> None:
-        self.log.close()
+        if self.log is not None:
+            self.log.close()
+
+
+@dataclasses.dataclass
+class VcpuRates:
+    exits_per_s: float = 0.0
+    by_reason: dict[str, float] = dataclasses.field(default_factory=dict)
+    cpu_percent: float = 0.0
+    run_share: float = 0.0          # fraction of wall time inside KVM_RUN
 
 
 class Guest:
-    """What the host keeps about one guest, live or ended."""
+    """What the host keeps about one guest, live or ended, across its runs."""
 
-    def __init__(self, spec: GuestSpec, machine: Machine, log_path: Path, append: bool = False):
+    def __init__(self, spec: GuestSpec, machine: Machine):
         self.spec = spec
         self.name = spec.name
         self.machine = machine
-        self.log_path = log_path
-        self.serial = ConsoleStream(log_path, append)
-        self.hvc = ConsoleStream(log_path.with_suffix(".hvc0.log"), append)
+        self.run = 0
+        self.restored_from = ""
+        self.consoles = {SERIAL: ConsoleStream(), HVC: ConsoleStream()}
         self.pending_input = bytearray()
-        self.created_at = time.monotonic()
+        self.attached = 0           # interactive console clients (their guest gets a better nice)
+        self._reg_cache: tuple | None = None
+        self.reset_stats(machine)
+
+    def reset_stats(self, machine: Machine) -> None:
+        self.machine = machine
         self.last_sample: MachineSample | None = None
         self.vcpu_rates: list[VcpuRates] = [VcpuRates() for _ in machine.vcpus]
         self.exits_history: collections.deque[float] = collections.deque(maxlen=RATE_HISTORY)
         self.cpu_times: dict[int, float] = {}
         self.resident_bytes = 0
         self.last_exit_at: dict[int, float] = {}   # vCPU -> when its exit count last moved
-        self.silent_s = 0.0       # longest a vCPU busy on a host CPU has gone without an exit
-        self.unowned_accesses = 0  # port and MMIO accesses no device owns (reads see all ones)
+        self.silent_s = 0.0
+        self.unowned_accesses = 0
+        self._reg_cache = None
 
-    # the serial console is the guest's main one: its stream's parts under short names
+    # the serial console is the guest's main one
+    @property
+    def serial(self) -> ConsoleStream:
+        return self.consoles[SERIAL]
+
+    @property
+    def hvc(self) -> ConsoleStream:
+        return self.consoles[HVC]
+
     @property
     def history(self) -> bytearray:
         return self.serial.history
-
-    @property
-    def console_subscribers(self) -> list:
-        return self.serial.subscribers
-
-    @property
-    def log(self):
-        return self.serial.log
-
-    @property
-    def console_bytes(self) -> int:
-        return self.serial.total_bytes
 
     @property
     def hvc_history(self) -> bytearray:
         return self.hvc.history
 
     @property
+    def log_path(self) -> Path:
+        return self.serial.log_path
+
+    @property
+    def log(self):
+        return self.serial.log
+
+    @property
     def hvc_log(self):
         return self.hvc.log
+
+    @property
+    def console_watchers(self) -> list:
+        return self.serial.watchers
 
     @property
     def state(self) -> State:
@@ -152,7 +210,7 @@ class Guest:
         return self.machine.exit_code
 
     @property
-    def crash(self) -> CrashReport | None:
+    def crash(self):
         return self.machine.crash
 
     @property
@@ -170,22 +228,89 @@ class Guest:
     def cpu_percent(self) -> float:
         return sum(r.cpu_percent for r in self.vcpu_rates)
 
-    def top_exit_reason(self) -> str:
+    def by_reason(self) -> dict[str, float]:
         totals: collections.Counter = collections.Counter()
         for r in self.vcpu_rates:
             totals.update(r.by_reason)
-        return totals.most_common(1)[0][0] if totals else "-"
+        return dict(totals)
+
+    def top_exit_reason(self) -> str:
+        totals = self.by_reason()
+        return max(totals, key=totals.get) if totals else "-"
+
+    # ---- what a client sees ----
+    def end(self) -> api.End | None:
+        m = self.machine
+        if m.state.live:
+            return None
+        if m.state == State.CRASHED:
+            return api.End("crashed", m.crash.summary() if m.crash else m.stop_reason)
+        if m.exit_code is not None:
+            return api.End("exited", m.stop_reason, m.exit_code, m.exit_status)
+        return api.End("killed" if m.stop_reason == "killed" else "stopped", m.stop_reason)
+
+    def crash_view(self) -> api.Crash | None:
+        c = self.machine.crash
+        if c is None:
+            return None
+        return api.Crash(reason=c.reason, detail=c.detail, vcpu=c.vcpu, registers=dict(c.registers),
+                         instruction=c.instruction.hex(" "), summary=c.summary(), report=c.format())
+
+    def registers(self) -> tuple:
+        """Per vCPU: registers of a paused or ended guest (read once per state), or why not."""
+        m, n = self.machine, self.spec.vcpus
+        if m.state == State.RUNNING:
+            return ("running",) * n
+        if m.state == State.CREATED:
+            return ("not started",) * n
+        key = (self.run, m.state, m.started_at, m.ended_at)
+        if self._reg_cache and self._reg_cache[0] == key:
+            return self._reg_cache[1]
+        out = []
+        for i in range(n):
+            if m.crash is not None and m.crash.vcpu == i and m.crash.registers:
+                out.append(dict(m.crash.registers))
+                continue
+            try:
+                out.append(m.registers(i))
+            except Exception:
+                out.append(m.state.value)
+        self._reg_cache = (key, tuple(out))
+        return self._reg_cache[1]
+
+    def view(self) -> api.GuestView:
+        m = self.machine
+        ports: collections.Counter = collections.Counter()
+        if self.last_sample is not None:
+            for v in self.last_sample.vcpus:
+                ports.update(v.ports)
+        return api.GuestView(
+            name=self.name, state=api.State(m.state.value), spec=self.spec, end=self.end(),
+            crash=self.crash_view(), run=self.run, boot_protocol=m.boot_protocol,
+            consoles=tuple(self.consoles),
+            console_bytes={k: c.total_bytes for k, c in self.consoles.items()},
+            log=str(self.log_path or ""), uptime_s=self.uptime, exits_per_s=self.exits_per_s,
+            exits_history=tuple(self.exits_history), by_reason=self.by_reason(), cpu_percent=self.cpu_percent,
+            vcpu_rates=tuple(api.VcpuRates(r.exits_per_s, dict(r.by_reason), r.cpu_percent, r.run_share)
+                             for r in self.vcpu_rates),
+            ports=tuple(ports.most_common(TOP_PORTS)), resident_bytes=self.resident_bytes,
+            silent_s=self.silent_s, unowned_accesses=self.unowned_accesses, registers=self.registers(),
+            threads=tuple(t.native_id for t in m._threads if t.native_id is not None and t.is_alive()),
+            restored_from=self.restored_from)
 
 
 class Host:
-    def __init__(self, log_dir: str | Path | None = None, sample_interval: float = 0.5):
+    def __init__(self, log_dir: str | Path | None = None, sample_interval: float = 0.5,
+                 vcpu_nice: int = 0, console_nice: int = 0):
         self.log_dir = Path(log_dir) if log_dir else default_log_dir()
         self.sample_interval = sample_interval
+        self.vcpu_nice, self.console_nice = vcpu_nice, console_nice
         self.guests: dict[str, Guest] = {}
-        self._subscribers: list[Callable[[HostEvent], None]] = []
+        self._subscribers: list[Callable[[api.Event], None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sampler: asyncio.Task | None = None
         self._input_tasks: dict[str, asyncio.Task] = {}
+        self._busy: set[str] = set()          # names being created, restored or reset
         self._process = psutil.Process()
         self._closed = False
 
@@ -202,33 +327,44 @@ class Host:
         if self._sampler is None:
             self._sampler = self._loop.create_task(self._sample_forever(), name="hvtui-sampler")
 
+    @property
+    def api(self):
+        """This host as an api.Monitor (what clients and the daemon's socket use)."""
+        from hvtui.monitor import HostMonitor
+        return HostMonitor(self)
+
     # ---- events ----
-    def subscribe(self, callback: Callable[[HostEvent], None]) -> Callable[[], None]:
+    def subscribe(self, callback: Callable[[api.Event], None]) -> Callable[[], None]:
         self._subscribers.append(callback)
         return lambda: self._subscribers.remove(callback) if callback in self._subscribers else None
 
-    def _publish(self, event: HostEvent) -> None:
+    def publish(self, event: api.Event) -> None:
         for cb in list(self._subscribers):
             try:
                 cb(event)
             except Exception:
-                pass
+                log.exception("an event subscriber failed")
+
+    def _changed(self, guest: Guest, previous: State | None) -> None:
+        self.publish(api.GuestChanged(guest.view(), api.State(previous.value) if previous else None))
 
     def _on_machine_event(self, machine: Machine, event: str, info: dict) -> None:
         """Called on a vCPU thread (or wherever the machine moved): hop to the loop."""
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._machine_event_on_loop, machine.name, event, info)
+            loop.call_soon_threadsafe(self._machine_event_on_loop, machine, info)
 
-    def _machine_event_on_loop(self, name: str, event: str, info: dict) -> None:
-        guest = self.guests.get(name)
-        if guest is None:
-            return
+    def _machine_event_on_loop(self, machine: Machine, info: dict) -> None:
+        guest = self.guests.get(machine.name)
+        if guest is None or guest.machine is not machine:
+            return          # a machine that was replaced (reset, started again) or removed
         state = info.get("state")
         if state is not None and not state.live:
             self._drain(guest)   # the last words of the guest come before its end
             self._log_end(guest)
-        self._publish(HostEvent(event, name, state, info))
+        if state == State.RUNNING:
+            self._set_nice(guest)
+        self._changed(guest, None)
 
     def _log_end(self, guest: Guest) -> None:
         m = guest.machine
@@ -237,55 +373,117 @@ class Host:
         else:
             line = f"\n[hvtui] {m.state.value}: {m.stop_reason}" + (
                 f", exit status {m.exit_code}" if m.exit_code is not None else "") + "\n"
-        if not guest.log.closed:
-            guest.log.write(line.encode())
-            guest.log.flush()
+        guest.serial.write_log(line.encode())
 
     # ---- guests ----
     def _unique_name(self, base: str) -> str:
         n = 1
-        while f"{base}-{n}" in self.guests:
+        while f"{base}-{n}" in self.guests or f"{base}-{n}" in self._busy:
             n += 1
         return f"{base}-{n}"
+
+    @contextlib.contextmanager
+    def _claim(self, name: str):
+        """Hold a name while its machine is built off the loop (no two creates race for it)."""
+        if name in self.guests or name in self._busy:
+            raise ConfigError(f"a guest named {name!r} already exists")
+        self._busy.add(name)
+        try:
+            yield
+        finally:
+            self._busy.discard(name)
 
     async def create(self, spec: GuestSpec, start: bool = True) -> Guest:
         if self._loop is None:
             self.start()
+        api.check_spec(spec)
         if not spec.name:
-            spec.name = self._unique_name(os.path.basename(spec.image).removesuffix(".elf"))
-        if spec.name in self.guests:
-            raise ConfigError(f"a guest named {spec.name!r} already exists")
-        path = images.resolve(spec.image)
-        cmdline = images.default_cmdline(spec.image) if spec.cmdline is None else spec.cmdline
-        config = MachineConfig(name=spec.name, image=path, memory_mib=spec.memory_mib,
-                               vcpus=spec.vcpus, cmdline=cmdline, watchdog_s=spec.watchdog_s,
-                               disk=spec.disk, disk_readonly=spec.disk_readonly, initrd=list(spec.initrd),
-                               exit_code_style=spec.exit_code_style)
-        machine = await asyncio.to_thread(Machine, config, self._on_machine_event)
+            spec = dataclasses.replace(spec, name=self._unique_name(os.path.basename(spec.image).removesuffix(".elf")))
+        with self._claim(spec.name):
+            config = machine_config(spec)
+            machine = await asyncio.to_thread(Machine, config, self._on_machine_event)
         return self._adopt(spec, machine, start)
 
-    def _adopt(self, spec: GuestSpec, machine: Machine, start: bool, **info) -> Guest:
-        restored = info.get("restored_from")
-        guest = Guest(spec, machine, self.log_dir / f"{spec.name}.log", append=bool(restored))
-        if restored:
-            guest.log.write(f"\n[hvtui] restored from {restored}\n".encode())
-            guest.log.flush()
+    def _adopt(self, spec: GuestSpec, machine: Machine, start: bool, restored_from: str = "") -> Guest:
+        guest = Guest(spec, machine)
+        guest.restored_from = restored_from
         self.guests[spec.name] = guest
-        self._loop.add_reader(machine.console_fd, self._drain, guest)
-        self._loop.add_reader(machine.board.hvc_fd, self._drain_hvc, guest)
-        self._publish(HostEvent("created", spec.name, machine.state, info))
+        self._new_run(guest, machine)
+        self.publish(api.GuestAdded(guest.view()))
         if start:
             machine.start()
         return guest
 
+    def _new_run(self, guest: Guest, machine: Machine) -> None:
+        """Wire a (new) machine to the guest: this run's log files, the console readers."""
+        guest.reset_stats(machine)
+        guest.run = next_run(self.log_dir, guest.name)
+        for console, stream in guest.consoles.items():
+            path = run_log(self.log_dir, guest.name, guest.run, console)
+            stream.open_log(path)
+            point_latest(self.log_dir, guest.name, path, console)
+        if guest.restored_from:
+            guest.serial.write_log(f"[hvtui] restored from {guest.restored_from}\n".encode())
+        self._loop.add_reader(machine.console_fd, self._drain, guest)
+        self._loop.add_reader(machine.board.hvc_fd, self._drain_hvc, guest)
+
+    def _unwire(self, guest: Guest) -> None:
+        """The console readers of the guest's machine off the loop, its last bytes read."""
+        m = guest.machine
+        if m.vm is None:
+            return
+        self._drain(guest)
+        self._drain_hvc(guest)
+        with contextlib.suppress(Exception):
+            self._loop.remove_reader(m.console_fd)
+        with contextlib.suppress(Exception):
+            self._loop.remove_reader(m.board.hvc_fd)
+
+    async def start_guest(self, name: str) -> Guest:
+        """Start a created guest, or boot an ended one again from its spec (a new run)."""
+        guest = self.get(name)
+        api.check("start", name, guest.state)
+        if guest.state == State.CREATED:
+            guest.machine.start()
+            return guest
+        await self._replace_machine(guest, machine_config(guest.spec))
+        return guest
+
+    async def reset(self, name: str) -> Guest:
+        """A hard reset: the running (or paused) guest ends and boots again from its spec."""
+        guest = self.get(name)
+        api.check("reset", name, guest.state)
+        old = guest.machine
+        old.on_event = lambda *a: None        # its end is not news: the guest goes on
+        await asyncio.to_thread(old.stop, "reset by the host")
+        guest.serial.write_log(b"\n[hvtui] reset by the host\n")
+        await self._replace_machine(guest, machine_config(guest.spec))
+        return guest
+
+    async def _replace_machine(self, guest: Guest, config: MachineConfig) -> None:
+        if guest.name in self._busy:
+            raise StateError(f"{guest.name} is being started already")
+        self._busy.add(guest.name)
+        try:
+            machine = await asyncio.to_thread(Machine, config, self._on_machine_event)
+        finally:
+            self._busy.discard(guest.name)
+        old, previous = guest.machine, guest.machine.state
+        self._unwire(guest)
+        await asyncio.to_thread(old.join, 5.0)
+        await asyncio.to_thread(old.destroy)
+        guest.restored_from = ""
+        self._new_run(guest, machine)
+        machine.start()
+        self._changed(guest, previous)
+
     # ---- snapshots ----
     async def snapshot(self, name: str, path: str | os.PathLike) -> dict:
-        """Save a live guest to path (a running one pauses, is saved, resumes). Returns the
-        summary of snapshot.write, with console_offset: the console bytes it had sent."""
+        """Save a live guest to path (its vCPUs held meanwhile; its state untouched).
+        Returns the summary of snapshot.write, with console_offset: the console bytes it had sent."""
         guest = self.get(name)
-        info = await asyncio.to_thread(guest.machine.snapshot, os.fspath(path))
-        self._publish(HostEvent("snapshot", name, guest.state, info))
-        return info
+        api.check("snapshot", name, guest.state)
+        return await asyncio.to_thread(guest.machine.snapshot, os.fspath(path))
 
     async def restore(self, path: str | os.PathLike, name: str | None = None, start: bool = True) -> Guest:
         """A new guest continuing the snapshot at path. The file is verified (and this host's
@@ -293,23 +491,23 @@ class Host:
         if self._loop is None:
             self.start()
         path = os.fspath(path)
-        if name is not None and name in self.guests:
-            raise ConfigError(f"a guest named {name!r} already exists")
+        if name is not None:
+            api.check_spec(GuestSpec("restore", name=name))
+        with contextlib.ExitStack() as names:
+            if name is not None:
+                names.enter_context(self._claim(name))
 
-        def build() -> Machine:
-            with snapshot.open_snapshot(path) as snap:
-                base = snap.config["name"]
-                chosen = name or (base if base not in self.guests else self._unique_name(base))
-                return Machine.from_snapshot(snap, chosen, self._on_machine_event)
-        machine = await asyncio.to_thread(build)
-        if machine.name in self.guests:      # taken while we built it
-            machine.destroy()
-            raise ConfigError(f"a guest named {machine.name!r} already exists")
-        c = machine.config
-        spec = GuestSpec(image=c.image, name=c.name, memory_mib=c.memory_mib, vcpus=c.vcpus,
-                         cmdline=c.cmdline, watchdog_s=c.watchdog_s, disk=c.disk, disk_readonly=c.disk_readonly,
-                         initrd=list(c.initrd), exit_code_style=c.exit_code_style)
-        return self._adopt(spec, machine, start, restored_from=path)
+            def build() -> Machine:
+                with snapshot.open_snapshot(path) as snap:
+                    base = snap.config["name"]
+                    chosen = name or (base if base not in self.guests and base not in self._busy
+                                      else self._unique_name(base))
+                    return Machine.from_snapshot(snap, chosen, self._on_machine_event)
+            machine = await asyncio.to_thread(build)
+            if machine.name in self.guests or (name is None and machine.name in self._busy):
+                machine.destroy()
+                raise ConfigError(f"a guest named {machine.name!r} already exists")
+        return self._adopt(spec_of(machine.config), machine, start, restored_from=path)
 
     async def clone(self, path: str | os.PathLike, names: list[str], start: bool = True) -> list[Guest]:
         """Restore the same snapshot once per name: independent guests side by side."""
@@ -322,69 +520,106 @@ class Host:
             raise ConfigError(f"no guest named {name!r}") from None
 
     async def pause(self, name: str) -> None:
-        await asyncio.to_thread(self.get(name).machine.pause)
+        guest = self.get(name)
+        api.check("pause", name, guest.state)
+        await asyncio.to_thread(guest.machine.pause)
 
     async def resume(self, name: str) -> None:
-        self.get(name).machine.resume()
+        guest = self.get(name)
+        api.check("resume", name, guest.state)
+        guest.machine.resume()
 
     async def stop(self, name: str) -> None:
-        await asyncio.to_thread(self.get(name).machine.stop)
+        guest = self.get(name)
+        api.check("stop", name, guest.state)
+        await asyncio.to_thread(guest.machine.stop)
 
     async def kill(self, name: str) -> None:
         guest = self.get(name)
+        api.check("kill", name, guest.state)
         guest.machine.kill()
         await asyncio.to_thread(guest.machine.join, 5.0)
 
     async def remove(self, name: str) -> None:
         guest = self.get(name)
-        if guest.state.live:
-            raise StateError(f"{name} is {guest.state.value}; stop or kill it before removing it")
+        api.check("remove", name, guest.state)
+        if name in self._busy:
+            raise StateError(f"{name} is being started; remove it afterwards")
         await asyncio.to_thread(guest.machine.join, 5.0)
-        self._drain(guest)
-        self._loop.remove_reader(guest.machine.console_fd)
-        self._loop.remove_reader(guest.machine.board.hvc_fd)
-        self._drain_hvc(guest)
+        self._unwire(guest)
         task = self._input_tasks.pop(name, None)
         if task:
             task.cancel()
         guest.machine.destroy()
-        guest.serial.close()
-        guest.hvc.close()
+        for stream in guest.consoles.values():
+            stream.close()
         del self.guests[name]
-        self._publish(HostEvent("removed", name))
+        self.publish(api.GuestRemoved(name))
 
     # ---- console ----
     def _drain(self, guest: Guest) -> None:
         guest.serial.feed(guest.machine.read_console())
 
     def _drain_hvc(self, guest: Guest) -> None:
-        guest.hvc.feed(guest.machine.board.read_hvc())
+        if guest.machine.board is not None:
+            guest.hvc.feed(guest.machine.board.read_hvc())
+
+    def stream(self, name: str, console: str) -> ConsoleStream:
+        guest = self.get(name)
+        try:
+            return guest.consoles[console]
+        except KeyError:
+            raise ConfigError(f"{name} has no console {console!r}; it has {', '.join(guest.consoles)}") from None
 
     def console_subscribe(self, name: str, callback: Callable[[bytes], None],
-                          console: str = SERIAL) -> Callable[[], None]:
-        """Call callback with every chunk the guest writes to console (SERIAL or HVC)."""
+                          console: str = SERIAL, attach: bool = False) -> Callable[[], None]:
+        """Call callback with every chunk the guest writes to console from now on. attach:
+        an interactive client (the guest's vCPUs get the console's better niceness)."""
         guest = self.get(name)
-        subscribers = (guest.hvc if console == HVC else guest.serial).subscribers
-        subscribers.append(callback)
+        watchers = self.stream(name, console).watchers
+        watchers.append(callback)
+        if attach:
+            guest.attached += 1
+            self._set_nice(guest)
 
         def unsubscribe():
-            if callback in subscribers:
-                subscribers.remove(callback)
+            if callback in watchers:
+                watchers.remove(callback)
+                if attach:
+                    guest.attached -= 1
+                    self._set_nice(guest)
         return unsubscribe
 
-    def send_input(self, name: str, data: bytes, console: str = SERIAL) -> None:
+    def _set_nice(self, guest: Guest) -> None:
+        """vCPU threads at vcpu_nice (console_nice while a client is attached to a console),
+        so that the monitor's loop and the UIs keep answering when guests keep every core busy."""
+        if self.vcpu_nice <= 0:
+            return
+        # without the right to lower a niceness again, every guest stays at console_nice
+        background = self.vcpu_nice if can_lower_nice(self.console_nice) else self.console_nice
+        nice = self.console_nice if guest.attached else background
+        for t in list(guest.machine._threads):
+            if t.native_id is not None and t.is_alive():
+                with contextlib.suppress(OSError):
+                    os.setpriority(os.PRIO_PROCESS, t.native_id, nice)
+
+    def send_input(self, name: str, data: bytes, console: str = SERIAL) -> int:
         """Queue bytes for the guest's COM1 (they enter its 64-byte FIFO as it drains), or
-        for its virtio-console (delivered as the guest posts receive buffers)."""
+        for its virtio-console. Returns how many were accepted: at most INPUT_LIMIT bytes
+        wait per guest, and what does not fit is refused, never dropped silently."""
         guest = self.get(name)
-        if not guest.state.live:
-            raise StateError(f"{name} is {guest.state.value}; it takes no input")
+        api.check("input", name, guest.state)
+        self.stream(name, console)
         if console == HVC:
             guest.machine.board.push_hvc_input(data)
-            return
+            return len(data)
+        room = max(0, INPUT_LIMIT - len(guest.pending_input))
+        data = data[:room]
         guest.pending_input += data
         task = self._input_tasks.get(name)
-        if task is None or task.done():
+        if data and (task is None or task.done()):
             self._input_tasks[name] = self._loop.create_task(self._feed_input(guest))
+        return len(data)
 
     async def _feed_input(self, guest: Guest) -> None:
         while guest.pending_input and guest.state.live:
@@ -401,7 +636,7 @@ class Host:
         while True:
             self._drain(guest)
             self._drain_hvc(guest)
-            i = (guest.hvc_history if console == HVC else guest.history).find(needle, start)
+            i = self.stream(name, console).history.find(needle, start)
             if i >= 0:
                 return i
             if self._loop.time() > deadline:
@@ -430,7 +665,7 @@ class Host:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                pass   # sampling must never take the host down
+                log.exception("stats sampling failed")   # it must never take the host down
 
     async def sample_once(self) -> None:
         live = [g for g in self.guests.values() if g.state.live and g.machine.vm is not None]
@@ -445,7 +680,8 @@ class Host:
         for guest in live:
             if guest.state == State.RUNNING and guest.spec.watchdog_s > 0:
                 await asyncio.to_thread(guest.machine.check_runaway)
-        self._publish(HostEvent("stats", ""))
+        if self._subscribers:
+            self.publish(api.StatsTick(tuple(g.view() for g in live if g.name in self.guests)))
 
     def _update_rates(self, guest: Guest, sample: MachineSample, thread_times: dict) -> None:
         prev = guest.last_sample
@@ -489,4 +725,14 @@ class Host:
             if guest.state.live:
                 guest.machine.kill()
         for name in list(self.guests):
-            await self.remove(name)
+            try:
+                await self.remove(name)
+            except HvError:
+                log.exception("removing %s at shutdown", name)
+
+
+def can_lower_nice(target: int) -> bool:
+    """Whether a thread's niceness can go back down to target (root, or RLIMIT_NICE)."""
+    import resource
+    limit = resource.getrlimit(resource.RLIMIT_NICE)[0]
+    return os.geteuid() == 0 or limit == resource.RLIM_INFINITY or limit >= 20 - target

@@ -71,3 +71,11 @@ def resolve(image: str) -> str:
 def default_cmdline(image: str) -> str:
     b = BUILTINS.get(image)
     return b.default_cmdline if b else ""
+
+
+def builtin_name(path: str) -> str:
+    """The built-in name of a resolved image path (what resolve() gave), else the path."""
+    for name, img in BUILTINS.items():
+        if os.path.abspath(path) == os.path.abspath(image_dir() / img.filename):
+            return name
+    return path

@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hvtui.host import GuestSpec  # noqa: E402
+from hvtui.api import Boot, GuestSpec  # noqa: E402
 from hvtui.tui.app import HvtuiApp  # noqa: E402
 from hvtui.tui.driving import press, wait_until  # noqa: E402
 from hvtui.tui.screens.console import ConsoleScreen  # noqa: E402
@@ -31,7 +31,7 @@ FLEET = [
     GuestSpec("shell", name="shell-1", memory_mib=32),
     GuestSpec("counter", name="counter-3", memory_mib=16),
     GuestSpec("hello", name="hello-1", memory_mib=16),
-    GuestSpec("crash", name="crash-1", memory_mib=16, cmdline="ud"),
+    GuestSpec("crash", name="crash-1", memory_mib=16, boot=Boot(cmdline="ud")),
 ]
 
 
@@ -87,7 +87,7 @@ async def shoot(out: Path, size: tuple[int, int]) -> list[Path]:
             await press(pilot, "ctrl+right_square_bracket")
             await wait_until(pilot, lambda: isinstance(app.screen, DashboardScreen), what="detach")
             await select(pilot, app, "crash-1")
-            app.notify("crash-1 crashed: " + app.host.get("crash-1").crash.summary(),
+            app.notify("crash-1 crashed: " + app.monitor.view("crash-1").crash.summary,
                        title="Guest crashed", severity="error", timeout=30)
             await pilot.pause(0.5)
             made.append(Path(app.save_screenshot("crash.svg", str(out))))

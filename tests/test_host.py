@@ -5,7 +5,7 @@ import re
 import pytest
 
 from hvtui.errors import StateError
-from hvtui.host import GuestSpec
+from hvtui.api import Boot, GuestSpec
 from hvtui.vmm.machine import State
 
 pytestmark = pytest.mark.kvm
@@ -18,7 +18,7 @@ def counts(history: bytes, prefix: bytes = b"count ") -> list[int]:
 async def test_eight_guests_one_crash_contained(host):
     specs = [GuestSpec("counter", name=f"counter{i}") for i in range(4)]
     specs += [GuestSpec("shell", name=f"shell{i}") for i in range(3)]
-    specs.append(GuestSpec("crash", name="crasher", cmdline="ud"))
+    specs.append(GuestSpec("crash", name="crasher", boot=Boot(cmdline="ud")))
     guests = [await host.create(s) for s in specs]
     crasher = host.get("crasher")
     await host.wait_until_ended("crasher", timeout=20)
@@ -123,7 +123,7 @@ async def test_kill_and_remove(host):
 
 
 async def test_python_device_exception_is_a_crash(host):
-    g = await host.create(GuestSpec("exitbench", name="pydev", cmdline="port=0x524 count=100000"), start=False)
+    g = await host.create(GuestSpec("exitbench", name="pydev", boot=Boot(cmdline="port=0x524 count=100000")), start=False)
 
     class Broken:
         def read(self, offset, size):
@@ -161,7 +161,7 @@ async def test_a_guest_computing_60s_at_cpl0_is_busy_not_hung(host):
     """No exit for a minute at CPL 0 with interrupts off is a working kernel (early boot,
     a test kernel; all of it emulated on KVM-PVM): the dashboard says so, and it finishes."""
     from hvtui.tui import format as fmt
-    g = await host.create(GuestSpec("busy", name="busy", cmdline="seconds=60"))
+    g = await host.create(GuestSpec("busy", name="busy", boot=Boot(cmdline="seconds=60")))
     await host.wait_for_output("busy", b"busy: computing for 60 s")
     await asyncio.sleep(8)
     await host.sample_once()

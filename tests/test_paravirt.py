@@ -3,7 +3,7 @@ through virtio-blk and the emulated ATA disk; a guest that hands virtio-blk a ma
 ring fails the device, not the host or another guest; the virtio-console carries both ways."""
 import pytest
 
-from hvtui.host import HVC, GuestSpec
+from hvtui.api import HVC, Boot, GuestSpec
 from hvtui.vmm.machine import State
 
 pytestmark = pytest.mark.kvm
@@ -19,7 +19,7 @@ def disk(tmp_path):
 
 async def test_blkbench_moves_and_verifies_data_both_ways(host, disk):
     g = await host.create(GuestSpec("blkbench", name="bb", memory_mib=128, disk=disk, watchdog_s=0,
-                                    cmdline="pv_mib=16 emu_kib=1024"))
+                                    boot=Boot(cmdline="pv_mib=16 emu_kib=1024")))
     await host.wait_until_ended("bb", timeout=240)
     out = bytes(g.history)
     assert g.state == State.STOPPED and g.exit_code == 0, out[-400:]
@@ -37,7 +37,7 @@ async def test_blkbench_moves_and_verifies_data_both_ways(host, disk):
 @pytest.mark.parametrize("kind", ["loop", "oob", "idx", "long", "feat"])
 async def test_malformed_ring_fails_the_device_only(host, disk, kind):
     bystander = await host.create(GuestSpec("counter", name="bystander"))
-    g = await host.create(GuestSpec("blkbench", name="bad", disk=disk, cmdline=f"mode=badring kind={kind}"))
+    g = await host.create(GuestSpec("blkbench", name="bad", disk=disk, boot=Boot(cmdline=f"mode=badring kind={kind}")))
     await host.wait_until_ended("bad", timeout=30)
     out = bytes(g.history)
     assert g.state == State.STOPPED and g.exit_code == 0, out[-300:]
@@ -60,7 +60,7 @@ async def test_virtio_console_both_ways(host):
 
 async def test_readonly_disk_refuses_writes(host, disk):
     g = await host.create(GuestSpec("blkbench", name="ro", disk=disk, disk_readonly=True,
-                                    cmdline="pv_mib=1 emu_kib=4"))
+                                    boot=Boot(cmdline="pv_mib=1 emu_kib=4")))
     await host.wait_until_ended("ro", timeout=60)
     assert g.exit_code != 0                          # blkbench cannot write its pattern
     with open(disk, "rb") as f:

@@ -87,6 +87,6 @@ def test_a_pc_guest_snapshots_and_restores(tmp_path):
     info = subprocess.run([sys.executable, "-m", "hvtui", "snapshot", "info", str(snap), "--json"],
                           capture_output=True, timeout=30)
     assert info.returncode == 0 and b"port:0x70" in info.stdout, info.stderr
-    r = subprocess.run([sys.executable, "-m", "hvtui", "restore", str(snap), "--name", "again",
+    r = subprocess.run([sys.executable, "-m", "hvtui", "run", str(snap), "--name", "again",
                         "--log-dir", str(tmp_path), "--timeout", "1"], capture_output=True, timeout=60)
     assert r.returncode == 124, r.stderr

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from hvtui.errors import SnapshotError
-from hvtui.host import GuestSpec
+from hvtui.api import Boot, GuestSpec
 from hvtui.vmm import snapshot
 from hvtui.vmm.kvm import Kvm
 from hvtui.vmm.machine import State
@@ -119,8 +119,11 @@ async def test_restore_after_the_original_was_killed(host, tmp_path):
     assert counts(r.history) == list(range(counts(r.history)[0], counts(r.history)[-1] + 1))
     assert r.machine.console_offset() > info["console_offset"]
     host._drain(r)
-    log = r.log_path.read_bytes()            # one log per name: the original's, then the restored one's
-    assert b"count 0\r\n" in log and log.index(b"killed") < log.index(b"[hvtui] restored from") < log.rindex(b"count 5")
+    log = r.log_path.read_bytes()            # one log per run: the restored guest's is a new file ...
+    assert r.log_path.name == "doomed.2.log" and (tmp_path / "logs" / "doomed.log").resolve() == r.log_path
+    assert log.startswith(b"[hvtui] restored from") and b"count 5" in log and b"count 0\r\n" not in log
+    first = (tmp_path / "logs" / "doomed.1.log").read_bytes()     # ... and the original's is kept
+    assert b"count 0\r\n" in first and b"killed" in first
 
 
 async def test_two_vcpus_both_continue(host, tmp_path):
@@ -338,7 +341,7 @@ def test_foreign_cpu_is_refused(good_snapshot, tmp_path, monkeypatch):
     with snapshot.open_snapshot(str(foreign)) as snap:       # well-formed...
         with pytest.raises(SnapshotError, match="different host CPU"):
             Machine.from_snapshot(snap, "x")                 # ...but not for this CPU
-    r = subprocess.run([sys.executable, "-m", "hvtui", "restore", str(foreign), "--log-dir", str(tmp_path)],
+    r = subprocess.run([sys.executable, "-m", "hvtui", "run", str(foreign), "--log-dir", str(tmp_path)],
                        capture_output=True, timeout=60)
     assert r.returncode == 1 and r.stdout == b""
     lines = r.stderr.decode().splitlines()
@@ -349,7 +352,7 @@ def test_foreign_cpu_is_refused(good_snapshot, tmp_path, monkeypatch):
 def test_cli_bad_file_one_line_exit_1(good_snapshot, tmp_path):
     bad = tmp_path / "flipped.snap"
     _corrupt(good_snapshot, bad, "state")
-    for args in (["restore", str(bad), "--log-dir", str(tmp_path)], ["snapshot", "info", str(bad)]):
+    for args in (["run", str(bad), "--log-dir", str(tmp_path)], ["snapshot", "info", str(bad)]):
         r = subprocess.run([sys.executable, "-m", "hvtui", *args], capture_output=True, timeout=60)
         assert r.returncode == 1 and r.stdout == b""
         lines = r.stderr.decode().splitlines()
@@ -410,7 +413,7 @@ def test_cli_run_snapshot_after_then_restore(tmp_path):
                           capture_output=True, timeout=60)
     assert info.returncode == 0, info.stderr
     assert b"verified" in info.stdout and b"counter.elf" in info.stdout and b"64 MiB" in info.stdout
-    r2 = subprocess.run([sys.executable, "-m", "hvtui", "restore", str(snap), "--name", "again",
+    r2 = subprocess.run([sys.executable, "-m", "hvtui", "run", str(snap), "--name", "again",
                          "--timeout", "0.8", "--log-dir", str(tmp_path)], capture_output=True, timeout=60)
     assert r2.returncode == 124, r2.stderr
     cont = counts(r2.stdout)
@@ -420,13 +423,13 @@ def test_cli_run_snapshot_after_then_restore(tmp_path):
 
 
 def test_cli_restore_shell_exit_status(tmp_path):
-    """`hvtui restore` takes stdin and exits with the guest's status, like `run`."""
+    """`hvtui run SNAPSHOT` continues it in the foreground: stdin in, the guest's status out."""
     snap = tmp_path / "sh.snap"
     r = subprocess.run([sys.executable, "-m", "hvtui", "run", "shell", "--snapshot-after", "0.5",
                         "--snapshot-to", str(snap), "--timeout", "0.8", "--log-dir", str(tmp_path)],
                        capture_output=True, timeout=60)
     assert r.returncode == 124 and b"hvtui> " in r.stdout
-    r2 = subprocess.run([sys.executable, "-m", "hvtui", "restore", str(snap), "--log-dir", str(tmp_path)],
+    r2 = subprocess.run([sys.executable, "-m", "hvtui", "run", str(snap), "--log-dir", str(tmp_path)],
                         input=b"echo restored shell\nexit 9\n", capture_output=True, timeout=60)
     assert b"restored shell\r\n" in r2.stdout
     assert r2.returncode == 9, r2.stderr

@@ -1,37 +1,36 @@
-"""HvtuiApp: the Textual application around one Host.
+"""HvtuiApp: the Textual application, one client of an api.Monitor.
 
-The app starts the Host on its own asyncio loop when it mounts, creates the fleet (the
-default one or a --fleet file's), and closes the Host (killing and removing every guest)
-when it unmounts. Screens only read the Host; lifecycle goes through the methods here,
-which run as workers and turn errors into notifications. Host events are relayed to the
-screens; a crash raises an error notification naming the guest and the reason.
-Snapshot, restore and clone also run as workers (the Host does the blocking part on
-threads) and end with a notification of their result or of the error's one line.
+The monitor is the user's daemon (hvtui.client, started in the background when none runs:
+quitting the TUI detaches and the guests go on) or, with --embedded, a Host in this process
+(tests, screenshots: quitting ends its guests). Either way the app knows only hvtui.api:
+views of guests, events, the lifecycle table, commands. Screens read views; lifecycle goes
+through the methods here, which run as workers and turn any error (an unexpected exception
+included) into a notification, logged with its traceback in the monitor's log. Events are
+relayed to the screens; a crash raises an error notification naming the guest and the reason.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
-import resource
 import time
+import traceback
 from pathlib import Path
 from typing import Iterable
 
 from textual.app import App, SystemCommand
 from textual.screen import Screen
 
-from hvtui import images
+from hvtui import api, images
+from hvtui.api import HVC, SERIAL, GuestSpec, State
 from hvtui.errors import ConfigError, HvError
-from hvtui.host import HVC, SERIAL, GuestSpec, Host, HostEvent
 from hvtui.tui.config import DEFAULT_FLEET, Config, load_config, load_fleet
 from hvtui.tui.screens.console import PREFIX_COMMANDS, ConsoleScreen, key_label
 from hvtui.tui.screens.dashboard import DashboardScreen
 from hvtui.tui.screens.modals import (SNAPSHOT_SUFFIX, CloneScreen, ConfirmScreen, HelpScreen,
                                       NewGuestScreen, RestoreScreen, SnapshotScreen)
 from hvtui.tui.screens.scrollback import ScrollbackScreen
-from hvtui.vmm.kvm import Kvm
-from hvtui.vmm.machine import State
+
+SCROLLBACK_BYTES = 1 << 20
 
 
 class HvtuiApp(App):
@@ -39,17 +38,27 @@ class HvtuiApp(App):
     TITLE = "hvtui"
 
     def __init__(self, specs: Iterable[GuestSpec] | None = None, config: Config | None = None,
-                 log_dir: str | Path | None = None, sample_interval: float = 0.5, **kwargs):
+                 log_dir: str | Path | None = None, sample_interval: float = 0.5,
+                 monitor: api.Monitor | None = None, **kwargs):
+        """Over monitor (a daemon's client), or an embedded one (log_dir, sample_interval).
+        specs: the guests to create at start (default: the built-in fleet for an embedded
+        monitor, none for a daemon); a name that exists already is left alone."""
         super().__init__(**kwargs)
         self.config = config or Config()
-        self.specs = [dataclasses.replace(s) for s in (DEFAULT_FLEET if specs is None else specs)]
-        self.host = Host(log_dir=log_dir, sample_interval=sample_interval)
+        if monitor is None:
+            monitor = api.embedded(log_dir=log_dir, sample_interval=sample_interval,
+                                   vcpu_nice=self.config.vcpu_nice, console_nice=self.config.console_nice)
+            if specs is None:
+                specs = DEFAULT_FLEET
+        self.monitor = monitor
+        self.specs = list(specs or ())
         self.fleet_started = False
         self.console_guest: str | None = None
         self._unsubscribe = None
+        self._crashes_told: set[tuple[str, int]] = set()
 
     # ---- life of the app ----
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
         if self.config.theme in self.available_themes:
             self.theme = self.config.theme
         else:
@@ -59,15 +68,17 @@ class HvtuiApp(App):
         keymap.setdefault("console.detach", self.config.detach_key)
         keymap.setdefault("console.prefix", self.config.prefix_key)
         self.set_keymap(keymap)
-        self.host.start()
-        self._unsubscribe = self.host.subscribe(self.on_host_event)
+        await self.monitor.open()
+        self._unsubscribe = self.monitor.subscribe(self.on_monitor_event)
         self.push_screen(DashboardScreen())
         self.run_worker(self.start_fleet(), name="fleet", group="fleet")
 
     async def start_fleet(self) -> None:
         for spec in self.specs:
+            if spec.name and self.monitor.guest(spec.name) is not None:
+                continue            # the daemon has it already (another TUI started it)
             try:
-                await self.host.create(spec)
+                await self.monitor.create(api.absolute_spec(spec))
             except HvError as e:
                 self.notify(f"{spec.name or spec.image}: {e}", title="Could not start a guest",
                             severity="error", timeout=10)
@@ -76,55 +87,53 @@ class HvtuiApp(App):
     async def on_unmount(self) -> None:
         if self._unsubscribe:
             self._unsubscribe()
-        await self.host.close()
+        await self.monitor.close()      # an embedded monitor ends its guests; a daemon goes on
 
-    # ---- host events ----
-    def on_host_event(self, event: HostEvent) -> None:
-        if event.kind == "state" and event.state == State.RUNNING:
-            self.lower_vcpu_priority(event.guest)
-        if event.kind == "state" and event.state == State.CRASHED:
-            guest = self.host.guests.get(event.guest)
-            reason = guest.crash.summary() if guest and guest.crash else "unknown reason"
-            self.notify(f"{event.guest} crashed: {reason}", title="Guest crashed",
-                        severity="error", timeout=15)
+    # ---- monitor events ----
+    def on_monitor_event(self, event: api.Event) -> None:
+        if isinstance(event, (api.GuestChanged, api.GuestAdded)) and event.guest.state == State.CRASHED:
+            g = event.guest
+            if (g.name, g.run) not in self._crashes_told:
+                self._crashes_told.add((g.name, g.run))
+                reason = g.crash.summary if g.crash else "unknown reason"
+                self.notify(f"{g.name} crashed: {reason}", title="Guest crashed", severity="error", timeout=15)
+        if isinstance(event, api.Notice):
+            self.notify(event.text, severity=event.severity, timeout=10)
         for screen in self.screen_stack:
-            handler = getattr(screen, "host_event", None)
+            handler = getattr(screen, "monitor_event", None)
             if handler is not None:
-                handler(event)
-
-    def lower_vcpu_priority(self, name: str) -> None:
-        """Give a guest's vCPU threads the configured niceness, so that the UI (on the main
-        thread) keeps answering keys when guests keep every core busy; the guest whose
-        console is open gets a better one (console_nice), so that it answers keys too."""
-        guest = self.host.guests.get(name)
-        if guest is None or self.config.vcpu_nice <= 0:
-            return
-        background = self.config.vcpu_nice if self.can_lower_nice() else self.config.console_nice
-        nice = self.config.console_nice if name == self.console_guest else background
-        for thread in getattr(guest.machine, "_threads", ()):
-            if thread.native_id is not None and thread.is_alive():
-                with contextlib.suppress(OSError):
-                    os.setpriority(os.PRIO_PROCESS, thread.native_id, nice)
-
-    def can_lower_nice(self) -> bool:
-        """Whether a thread's niceness can go back down (root, or RLIMIT_NICE allows it);
-        without that every guest stays at console_nice rather than at vcpu_nice."""
-        limit = resource.getrlimit(resource.RLIMIT_NICE)[0]
-        return os.geteuid() == 0 or limit == resource.RLIM_INFINITY or limit >= 20 - self.config.console_nice
+                try:
+                    handler(event)
+                except Exception as e:
+                    self.report_exception(e, "show an event")
 
     def set_console_guest(self, name: str | None) -> None:
-        """The guest whose console is on screen (None: none); priorities follow it."""
-        before, self.console_guest = self.console_guest, name
-        for guest in (before, name):
-            if guest:
-                self.lower_vcpu_priority(guest)
+        """The guest whose console is on screen (None: none)."""
+        self.console_guest = name
 
     def guest_order(self) -> list[str]:
         """Guest names in the dashboard's order (its sort and filter)."""
         for screen in self.screen_stack:
             if isinstance(screen, DashboardScreen) and screen.is_mounted:
-                return list(screen.table.order) or list(self.host.guests)
-        return list(self.host.guests)
+                return list(screen.table.order) or self.names()
+        return self.names()
+
+    def names(self) -> list[str]:
+        return [g.name for g in self.monitor.guests()]
+
+    # ---- errors ----
+    def report_exception(self, e: BaseException, what: str) -> None:
+        """An unexpected error: a notification, and the traceback in the monitor's log."""
+        self.notify(f"{type(e).__name__}: {e}", title=f"Could not {what} (a bug: see the monitor's log)",
+                    severity="error", timeout=10)
+        text = f"TUI: could not {what}\n" + "".join(traceback.format_exception(e))
+
+        async def send():
+            try:
+                await self.monitor.report(text)
+            except Exception:
+                pass
+        self.run_worker(send(), group="report")
 
     # ---- lifecycle (shared by the dashboard, the console and the palette) ----
     def _run(self, coro, what: str) -> None:
@@ -133,35 +142,61 @@ class HvtuiApp(App):
                 await coro
             except (HvError, OSError) as e:
                 self.notify(str(e), title=f"Could not {what}", severity="error", timeout=8)
+            except Exception as e:      # a bug: the app goes on, the log says where
+                self.report_exception(e, what)
             self.refresh_bindings()
         self.run_worker(guarded(), group="lifecycle")
 
     def toggle_pause(self, name: str) -> None:
-        guest = self.host.guests.get(name)
+        guest = self.monitor.guest(name)
         if guest is None:
             return
         if guest.state == State.PAUSED:
-            self._run(self.host.resume(name), "resume")
+            self._run(self.monitor.resume(name), "resume")
         else:
-            self._run(self.host.pause(name), "pause")
+            self._run(self.monitor.pause(name), "pause")
+
+    def start_guest(self, name: str) -> None:
+        self._run(self.monitor.start(name), f"start {name}")
+
+    def reset_guest(self, name: str) -> None:
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._run(self.monitor.reset(name), f"reset {name}")
+        self.push_screen(ConfirmScreen(f"Reset {name}? It boots again from its kernel."), answered)
 
     def stop_guest(self, name: str) -> None:
-        self._run(self.host.stop(name), "stop")
+        self._run(self.monitor.stop(name), "stop")
 
     def kill_guest(self, name: str) -> None:
         def answered(yes: bool | None) -> None:
             if yes:
-                self._run(self.host.kill(name), "kill")
+                self._run(self.monitor.kill(name), "kill")
         self.push_screen(ConfirmScreen(f"Kill {name}? Its vCPUs end now."), answered)
 
     def remove_guest(self, name: str) -> None:
-        self._run(self.host.remove(name), "remove")
+        self._run(self.monitor.remove(name), "remove")
 
     def create_guest(self, spec: GuestSpec) -> None:
         async def create():
-            guest = await self.host.create(spec)
+            guest = await self.monitor.create(api.absolute_spec(spec))
             self.notify(f"{guest.name} started", timeout=2)
         self._run(create(), f"create {spec.name or spec.image}")
+
+    def send_input(self, name: str, data: bytes, console: str = SERIAL) -> None:
+        """Keys for a guest's console; a refusal (an ended guest, a full queue) is said, not raised."""
+        async def send():
+            try:
+                taken = await self.monitor.send_input(name, data, console)
+            except HvError as e:
+                self.bell()
+                self.notify(str(e), severity="warning", timeout=2)
+                return
+            if taken < len(data):
+                self.bell()
+                self.notify(f"{name}: its input queue is full; {len(data) - taken} byte(s) not sent",
+                            severity="warning", timeout=2)
+        self._run(send(), "send keys")
 
     # ---- snapshots (shared by the dashboard, the console and the palette) ----
     def default_snapshot_path(self, name: str) -> Path:
@@ -185,7 +220,7 @@ class HvtuiApp(App):
                 raise ConfigError(f"snapshot directory {directory}: {e.strerror or e}") from None
 
     def ask_snapshot(self, name: str) -> None:
-        if name not in self.host.guests:
+        if self.monitor.guest(name) is None:
             return
 
         def answered(path: str | None) -> None:
@@ -196,9 +231,9 @@ class HvtuiApp(App):
     def snapshot_guest(self, name: str, path: str | os.PathLike | None = None) -> None:
         """Save a live snapshot of name to path (default: a new file in the snapshot dir)."""
         async def save():
-            target = path or self.default_snapshot_path(name)
+            target = os.path.abspath(os.fspath(path or self.default_snapshot_path(name)))
             self._ensure_snapshot_dir(target)
-            info = await self.host.snapshot(name, target)
+            info = await self.monitor.snapshot(name, target)
             self.notify(f"snapshot of {name} saved to {info['path']} "
                         f"({info['allocated_bytes'] / 2**20:.1f} MiB, {info['save_ms']:.0f} ms)",
                         title="Snapshot", timeout=8)
@@ -213,38 +248,34 @@ class HvtuiApp(App):
     def restore_snapshot(self, path: str | os.PathLike, name: str | None = None) -> None:
         """A new guest from the snapshot at path (verified first: a bad file creates nothing)."""
         async def restore():
-            guest = await self.host.restore(path, name=name)
+            guest = await self.monitor.restore(os.path.abspath(os.fspath(path)), name=name)
             self.select_guest(guest.name)
             self.notify(f"{guest.name} restored from {os.fspath(path)}", title="Restore", timeout=6)
         self._run(restore(), f"restore {os.path.basename(os.fspath(path))}")
 
     def ask_clone(self, name: str) -> None:
-        if name not in self.host.guests:
+        if self.monitor.guest(name) is None:
             return
 
         def answered(answer: tuple[int, str] | None) -> None:
             if answer:
                 self.clone_guest(name, *answer)
-        self.push_screen(CloneScreen(name, taken=self.host.guests), answered)
+        self.push_screen(CloneScreen(name, taken=self.names()), answered)
 
     def clone_guest(self, name: str, count: int, prefix: str) -> None:
         """A live snapshot of name to the snapshot dir, restored as prefix-1 ... prefix-count."""
         async def clone():
             names = [f"{prefix}-{i}" for i in range(1, count + 1)]
-            taken = [n for n in names if n in self.host.guests]
-            if taken:
-                raise ConfigError(f"a guest named {taken[0]!r} already exists")
-            target = self.default_snapshot_path(name)
+            target = os.path.abspath(self.default_snapshot_path(name))
             self._ensure_snapshot_dir(target)
-            info = await self.host.snapshot(name, target)
             try:
-                clones = await self.host.clone(info["path"], names)
+                clones = await self.monitor.clone(name, names, target)
             finally:
-                made = [n for n in names if n in self.host.guests]
+                made = [n for n in names if self.monitor.guest(n) is not None]
                 if made:
                     self.select_guest(made[0])
             self.notify(f"{name} cloned {len(clones)} time(s): {', '.join(g.name for g in clones)} "
-                        f"(from {info['path']})", title="Clone", timeout=8)
+                        f"(from {target})", title="Clone", timeout=8)
         self._run(clone(), f"clone {name}")
 
     def select_guest(self, name: str) -> None:
@@ -254,9 +285,10 @@ class HvtuiApp(App):
                 screen.select(name)
 
     def ask_quit(self) -> None:
-        """Quit, asking first when guests are still live (quitting kills them)."""
-        live = [g.name for g in self.host.guests.values() if g.state.live]
-        if not live:
+        """Quit. Attached to the daemon: detach at once, the guests go on. Embedded: ask
+        first when guests are still live (quitting kills them)."""
+        live = [g.name for g in self.monitor.guests() if g.state.live]
+        if not live or not self.monitor.embedded:
             self.exit()
             return
 
@@ -265,6 +297,19 @@ class HvtuiApp(App):
                 self.exit()
         self.push_screen(ConfirmScreen(f"Quit hvtui? {len(live)} live guest(s) will be killed."), answered)
 
+    def ask_kill_server(self) -> None:
+        """Stop the monitor and every guest in it (kill-server), after a confirmation."""
+        live = [g.name for g in self.monitor.guests() if g.state.live]
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                async def stop():
+                    await self.monitor.shutdown()
+                    self.exit()
+                self._run(stop(), "stop the monitor")
+        self.push_screen(ConfirmScreen(f"Stop the monitor? {len(live)} live guest(s) will be killed "
+                                       "and every client let go."), answered)
+
     def ask_new_guest(self, image: str = "counter") -> None:
         def answered(spec: GuestSpec | None) -> None:
             if spec is not None:
@@ -272,14 +317,14 @@ class HvtuiApp(App):
         self.push_screen(NewGuestScreen(image), answered)
 
     def open_console(self, name: str) -> None:
-        if name in self.host.guests:
+        if self.monitor.guest(name) is not None:
             self.push_screen(ConsoleScreen(name))
 
     def show_scrollback(self, name: str, console: str = SERIAL) -> None:
-        guest = self.host.guests.get(name)
-        if guest is not None:
-            history = guest.hvc_history if console == HVC else guest.history
-            self.push_screen(ScrollbackScreen(f"{name} ({console})", bytes(history)))
+        async def show():
+            history = await self.monitor.console_history(name, console, SCROLLBACK_BYTES)
+            self.push_screen(ScrollbackScreen(f"{name} ({console})", history))
+        self._run(show(), f"show {name}'s scrollback")
 
     def show_help(self) -> None:
         dashboard = []
@@ -292,7 +337,7 @@ class HvtuiApp(App):
         console = [(key_label(self.config.detach_key), "detach")]
         console += [(f"{prefix} {prefix if k == 'prefix' else k}", what) for k, what in PREFIX_COMMANDS]
         console.append(("other keys", "go to the guest (Ctrl+letter, arrows, F1-F12)"))
-        console.append(("ctrl+q", "quit hvtui at once, anywhere (live guests are killed)"))
+        console.append(("ctrl+q", "quit hvtui at once, anywhere (embedded: live guests are killed)"))
         self.push_screen(HelpScreen(dashboard, console))
 
     def keymap_key(self, binding_id: str | None, default: str) -> str:
@@ -305,10 +350,12 @@ class HvtuiApp(App):
         yield SystemCommand("Help", "Every key of the dashboard and the console", self.show_help)
         yield SystemCommand("Restore a snapshot", f"Pick a snapshot file ({self.config.snapshots} or any "
                             "path) and start a guest from it", self.ask_restore)
+        yield SystemCommand("Stop the monitor", "Stop the monitor and every guest (kill-server; asks first)",
+                            self.ask_kill_server)
         for name, img in images.BUILTINS.items():
             yield SystemCommand(f"New guest: {name}", f"Start a {name} guest now: {img.description}",
                                 lambda n=name: self.create_guest(GuestSpec(n, memory_mib=32)))
-        for guest in list(self.host.guests.values()):
+        for guest in self.monitor.guests():
             n = guest.name
             yield SystemCommand(f"Console: {n}", f"Attach to {n}'s serial console",
                                 lambda n=n: self.open_console(n), discover=False)
@@ -320,6 +367,12 @@ class HvtuiApp(App):
                                     lambda n=n: self.ask_snapshot(n), discover=False)
                 yield SystemCommand(f"Clone: {n}", f"Clone {n} N times (a live snapshot, restored N times)",
                                     lambda n=n: self.ask_clone(n), discover=False)
+            if guest.can("start"):
+                yield SystemCommand(f"Start: {n}", f"Start {n}" + (" again from its spec" if guest.end else ""),
+                                    lambda n=n: self.start_guest(n), discover=False)
+            if guest.can("reset"):
+                yield SystemCommand(f"Reset: {n}", f"Hard reset {n} (asks first)", lambda n=n: self.reset_guest(n),
+                                    discover=False)
             if guest.state.live:
                 yield SystemCommand(f"Stop: {n}", f"Stop {n}", lambda n=n: self.stop_guest(n), discover=False)
                 yield SystemCommand(f"Kill: {n}", f"Kill {n} (asks first)", lambda n=n: self.kill_guest(n),
@@ -336,13 +389,20 @@ class HvtuiApp(App):
 
 
 def run_tui(args) -> int:
-    """`hvtui [--fleet FILE.toml]`: the TUI over the default fleet or the file's guests."""
+    """`hvtui [--fleet FILE.toml] [--embedded]`: the TUI attached to the user's monitor
+    (started in the background with the built-in fleet when none runs), or, --embedded,
+    over a monitor of its own. A bad image or no KVM: one line, before any screen."""
     config = load_config()
     fleet = getattr(args, "fleet", None)
     specs = load_fleet(fleet) if fleet else None
-    for spec in specs or DEFAULT_FLEET:     # a bad image or no KVM: one line, before any screen
+    for spec in specs or DEFAULT_FLEET:
         images.resolve(spec.image)
-    Kvm.get()
-    app = HvtuiApp(specs=specs, config=config)
+    if getattr(args, "embedded", False):
+        app = HvtuiApp(specs=specs, config=config)
+    else:
+        from hvtui import client
+        started = client.ensure_server(vcpu_nice=config.vcpu_nice, console_nice=config.console_nice)
+        app = HvtuiApp(specs=specs if specs is not None else (DEFAULT_FLEET if started else ()),
+                       config=config, monitor=client.RemoteMonitor(client.socket_path()))
     app.run()
     return app.return_code or 0

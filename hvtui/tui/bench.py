@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 
-from hvtui.host import GuestSpec
+from hvtui.api import GuestSpec
 
 KEY_INTERVAL_S = 0.1
 KEY_TIMEOUT_S = 2.0
@@ -100,7 +100,7 @@ async def measure(guests: int, seconds: float, log_dir: str) -> dict:
             await asyncio.sleep(max(0.0, KEY_INTERVAL_S - (time.monotonic() - t0)))
         wall = time.monotonic() - wall0
         main_cpu = time.thread_time() - main_cpu0
-        running = sum(1 for g in app.host.guests.values() if g.state.live)
+        running = sum(1 for g in app.monitor.guests() if g.state.live)
     ms = [x * 1000 for x in latencies]
     return {
         "benchmark": "tui", "kvm": kvm_kind(), "cpus": os.cpu_count(), "guests": guests,

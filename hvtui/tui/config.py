@@ -25,13 +25,13 @@ A fleet file names the guests `hvtui --fleet FILE.toml` starts:
 """
 from __future__ import annotations
 
-import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hvtui import paths
+from hvtui.api import Boot, GuestSpec
 from hvtui.errors import ConfigError
-from hvtui.host import GuestSpec
 
 DEFAULT_FLEET = (
     GuestSpec("counter", name="counter-1", memory_mib=32),
@@ -64,13 +64,11 @@ class Config:
 
 
 def config_path() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "hvtui" / "config.toml"
+    return paths.config_path()
 
 
 def default_snapshot_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return Path(base) / "hvtui" / "snapshots"
+    return paths.snapshot_dir()
 
 
 def _read_toml(path: Path, what: str) -> dict:
@@ -149,7 +147,7 @@ def load_fleet(path: str | Path) -> list[GuestSpec]:
         if g.get("exit_code", "hvtui") not in ("hvtui", "qemu"):
             raise ConfigError(f"{where}: exit_code must be \"hvtui\" or \"qemu\"")
         specs.append(GuestSpec(image=g["image"], name=name, memory_mib=g.get("memory", 64),
-                               vcpus=g.get("vcpus", 1), cmdline=g.get("append", g.get("cmdline")),
-                               watchdog_s=float(g.get("watchdog", 0.0)), initrd=initrd,
-                               exit_code_style=g.get("exit_code", "hvtui")))
+                               vcpus=g.get("vcpus", 1), watchdog_s=float(g.get("watchdog", 0.0)),
+                               boot=Boot(cmdline=g.get("append", g.get("cmdline")), initrd=tuple(initrd),
+                                         exit_code=g.get("exit_code", "hvtui"))))
     return specs

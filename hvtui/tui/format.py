@@ -5,7 +5,7 @@ import re
 
 from rich.text import Text
 
-from hvtui.vmm.machine import State
+from hvtui.api import State
 
 STATE_STYLES = {
     State.CREATED: "cyan",
@@ -22,6 +22,14 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 def state_text(state: State) -> Text:
     return Text(state.value, style=STATE_STYLES.get(state, ""))
+
+
+def status_text(guest) -> Text:
+    """The state as the table shows it: running, paused, exited 3, crashed: reason, killed."""
+    style = STATE_STYLES.get(guest.state, "")
+    if guest.end is not None and guest.end.kind == "killed":
+        style = "yellow"
+    return Text(guest.status, style=style, no_wrap=True, overflow="ellipsis")
 
 
 SILENT_SHOWN_S = 5.0      # a busy vCPU without exits this long is shown as such

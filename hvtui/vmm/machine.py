@@ -3,11 +3,15 @@
 Threads: one per vCPU, each looping in C (hv_vcpu_run, GIL released) and coming back to
 Python only for a Python device, a host request or an end. The lifecycle of DESIGN §4:
 created -> running <-> paused -> stopped, and crashed from any live state. A pause is
-acknowledged by every vCPU (they park on a condition), never assumed. Transitions are
-reported through on_event(machine, event, info) from whichever thread made them.
+acknowledged by every vCPU (they park on a condition), never assumed. Two things park the
+vCPUs: the user's pause (a state, published) and quiesced(), the monitor's own counted
+request (snapshots, the watchdog), which never changes the state nor makes an event; the
+vCPUs run only when neither holds. Transitions are reported through
+on_event(machine, event, info) from whichever thread made them.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import threading
@@ -140,7 +144,9 @@ class Machine:
         self.started_at: float | None = None
         self.ended_at: float | None = None
         self._cond = threading.Condition()
-        self._want = "run"           # what the vCPUs should do: run, pause, stop
+        self._stopping = False       # the vCPUs must leave
+        self._user_paused = False    # the user's pause (state PAUSED)
+        self._quiesce = 0            # the monitor's own requests to hold the vCPUs (not a state)
         self._parked: set[int] = set()
         self._threads: list[threading.Thread] = []
         self._silent_since: dict[int, tuple[int, float]] = {}
@@ -154,7 +160,6 @@ class Machine:
         self.memory = GuestMemory()
         self._ram_hint: dict = {}        # slot -> runs of pages a restored RAM reads from its file
         self._control = threading.Lock()    # held through a snapshot, or a runaway check
-        self._snapshotting = False
         try:
             self._build() if snapshot is None else self._restore(snapshot)
         except BaseException:
@@ -254,40 +259,73 @@ class Machine:
         self._emit("state", state=State.RUNNING)
 
     def pause(self, timeout: float = 5.0) -> None:
-        """Stop every vCPU and wait until each one acknowledged (parked)."""
+        """The user's pause: every vCPU parks and acknowledges it, then the state is PAUSED."""
         with self._cond:
             if self.state == State.PAUSED:
                 return
             if self.state != State.RUNNING:
                 raise StateError(f"{self.name} is {self.state.value}; only a running guest pauses")
-            self._want = "pause"
-        for vcpu in self.vcpus:
-            vcpu.kick()
-        deadline = time.monotonic() + timeout
+            self._user_paused = True
+        try:
+            self._wait_parked(timeout)
+        except HvError:
+            with self._cond:
+                self._user_paused = False
+                self._cond.notify_all()
+            raise
         with self._cond:
-            while self._want == "pause" and len(self._parked) < len(self.vcpus):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    self._want = "run"
-                    self._cond.notify_all()
-                    raise HvError(f"{self.name}: vCPUs did not acknowledge the pause within {timeout}s")
-                self._cond.wait(left)
-            if self._want != "pause":     # it ended while we waited
+            if self._stopping:
                 raise StateError(f"{self.name} is {self.state.value}; it ended before the pause")
             self.state = State.PAUSED
         self._emit("state", state=State.PAUSED)
 
     def resume(self) -> None:
+        """End the user's pause. vCPUs held by quiesced() (a snapshot being written) go on
+        when it is done; the state is RUNNING at once."""
         with self._cond:
-            if self._snapshotting:
-                raise StateError(f"{self.name} is being snapshotted; it resumes when the save is done")
             if self.state != State.PAUSED:
                 raise StateError(f"{self.name} is {self.state.value}; only a paused guest resumes")
-            self._want = "run"
+            self._user_paused = False
             self._silent_since.clear()
             self._cond.notify_all()
             self.state = State.RUNNING
         self._emit("state", state=State.RUNNING)
+
+    @contextlib.contextmanager
+    def quiesced(self, timeout: float = 5.0):
+        """Hold every vCPU parked for the monitor's own work (a snapshot, the watchdog's look).
+        Counted and nested; not a state, no event: a user's pause or resume meanwhile is
+        honoured as a state at once and for the vCPUs when the last hold is released."""
+        with self._cond:
+            if not self.state.live:
+                raise StateError(f"{self.name} is {self.state.value}; it has no vCPUs to hold")
+            self._quiesce += 1
+        try:
+            self._wait_parked(timeout)
+            yield
+        finally:
+            with self._cond:
+                self._quiesce -= 1
+                self._cond.notify_all()
+
+    def _wait_parked(self, timeout: float) -> None:
+        """Kick the vCPUs and wait until each one parked (or the guest ended)."""
+        if not self._threads:
+            return          # not started: nothing runs
+        for vcpu in self.vcpus:
+            vcpu.kick()
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not self._stopping and len(self._parked) < len(self.vcpus):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise HvError(f"{self.name}: vCPUs did not acknowledge the pause within {timeout}s")
+                self._cond.wait(left)
+
+    def vcpus_parked(self) -> bool:
+        """No vCPU is running guest code (never started, parked, or ended)."""
+        with self._cond:
+            return not self._threads or self._stopping or len(self._parked) == len(self.vcpus)
 
     def stop(self, reason: str = "stopped by the host", timeout: float = 5.0) -> None:
         """End the guest now (its vCPUs leave at their next exit or kick) and wait for them."""
@@ -310,7 +348,7 @@ class Machine:
         with self._cond:
             if not self.state.live:
                 return False
-            self._want = "stop"
+            self._stopping = True
             self.exit_code, self.stop_reason, self.crash = exit_code, stop_reason, crash
             self.ended_at = time.monotonic()
             self.state = state
@@ -325,9 +363,9 @@ class Machine:
         """Honour a host request; False when the vCPU must leave."""
         with self._cond:
             while True:
-                if self._want == "stop":
+                if self._stopping:
                     return False
-                if self._want == "pause":
+                if self._user_paused or self._quiesce:
                     self._parked.add(vcpu.index)
                     self._cond.notify_all()
                     self._cond.wait()
@@ -338,6 +376,8 @@ class Machine:
 
     def _vcpu_main(self, vcpu: Vcpu) -> None:
         try:
+            if not self._park(vcpu):        # started while held: wait before the first run
+                return
             while True:
                 e = vcpu.run()
                 r = e.reason
@@ -467,9 +507,12 @@ class Machine:
         if not suspects:
             return False
         try:
-            self.pause(timeout=2.0)
+            with self.quiesced(timeout=2.0):        # a look, not a pause: no state, no event
+                return self._crash_runaways(suspects, window)
         except HvError:
             return False
+
+    def _crash_runaways(self, suspects: list[Vcpu], window: float) -> bool:
         for vcpu in suspects:
             regs = register_dump(vcpu)
             halted = vcpu.get_mp_state() == lib.KVM_MP_STATE_HALTED
@@ -481,27 +524,19 @@ class Machine:
                     instruction=self.instruction_at(vcpu, regs["rip"]))
                 self._end(State.CRASHED, stop_reason=report.summary(), crash=report)
                 return True
-        self.resume()
         return False
 
     # ---- snapshots (the file format: vmm/snapshot.py) ----
     def snapshot(self, path: str) -> dict:
-        """Save the machine to path. A running one pauses, is saved and resumes (a live
-        snapshot); a paused or created one stays as it is. Returns snapshot.write's summary."""
+        """Save the machine to path. Its vCPUs are held (quiesced) while it is written and go
+        on afterwards; the state is not touched, so a user's pause stays a pause and a
+        running guest never shows as paused. Returns snapshot.write's summary."""
         with self._control:
-            was_running = self.state == State.RUNNING
-            if was_running:
-                self.pause()
-            elif self.state not in (State.PAUSED, State.CREATED):
+            if not self.state.live:
                 raise StateError(f"{self.name} is {self.state.value}; only a live guest can be snapshotted")
-            self._snapshotting = True
-            try:
+            with self.quiesced():
                 with self.board.quiesced():   # no virtio request moves guest RAM mid-save
                     return snapshot.write(path, self)
-            finally:
-                self._snapshotting = False
-                if was_running and self.state == State.PAUSED:
-                    self.resume()
 
     @classmethod
     def from_snapshot(cls, snap: snapshot.Snapshot, name: str | None = None, on_event=None,
@@ -516,8 +551,8 @@ class Machine:
 
     def save_state(self) -> dict:
         """Every vCPU, the VM (irqchip, PIT, clock, UART, i8042) and every bus device with save()."""
-        if self.state == State.RUNNING:
-            raise StateError(f"{self.name} is running; pause it before saving its state")
+        if not self.vcpus_parked():
+            raise StateError(f"{self.name} is running; hold its vCPUs before saving its state")
         devices = {}
         for bus in (self.ports, self.mmio):
             for base, _, dev in bus.ranges():

@@ -22,5 +22,5 @@ def tui(tmp_path, monkeypatch):
             await wait_until(pilot, lambda: app.fleet_started, what="the fleet")
             await pilot.pause(0.1)
             yield app, pilot
-        assert not app.host.guests, "the app left guests behind"
+        assert not app.monitor.host.guests, "the app left guests behind"
     return run

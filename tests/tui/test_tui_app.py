@@ -6,13 +6,12 @@ import re
 
 import pytest
 
-from hvtui.host import GuestSpec
+from hvtui.api import Boot, GuestSpec, State
 from hvtui.tui.screens.console import ConsoleScreen
 from hvtui.tui.screens.dashboard import DashboardScreen
 from hvtui.tui.screens.modals import ConfirmScreen, HelpScreen, NewGuestScreen
-from hvtui.vmm.machine import State
 
-from tuihelp import cell, notes, press, select, text_of, wait_until
+from tuihelp import cell, history, names, notes, press, select, spy_input, text_of, wait_until
 
 pytestmark = pytest.mark.kvm
 
@@ -32,7 +31,7 @@ async def test_dashboard_shows_the_fleet(tui):
         assert isinstance(app.screen, DashboardScreen)
         table = app.screen.table
         await wait_until(pilot, lambda: table.order == ["c1", "hi", "sh"], what="three rows")
-        await wait_until(pilot, lambda: cell(app, "hi", "state") == "stopped", what="hello to end")
+        await wait_until(pilot, lambda: cell(app, "hi", "state") == "exited 0", what="hello to end")
         assert cell(app, "c1", "state") == "running"
         assert cell(app, "c1", "memory") == "16 MiB"
         await wait_until(pilot, lambda: cell(app, "c1", "top") == "io", what="exit stats")
@@ -59,14 +58,12 @@ async def test_console_attach_type_detach(tui):
         assert "hvtui> echo hi" in lines and "hi" in lines
         await press(pilot, "ctrl+right_square_bracket")
         await wait_until(pilot, lambda: isinstance(app.screen, DashboardScreen), what="detach")
-        assert app.host.get("sh").console_subscribers == []   # the console unsubscribed
+        assert app.monitor.host.get("sh").attached == 0          # the console let go
 
 
 async def test_console_prefix_keys(tui):
     async with tui([spec("shell", "sh"), spec("counter", "c1")]) as (app, pilot):
-        sent = []
-        real = app.host.send_input
-        app.host.send_input = lambda name, data, *rest: (sent.append((name, data)), real(name, data, *rest))
+        sent = spy_input(app)
         await select(pilot, app, "sh")
         await press(pilot, "c")
         await wait_until(pilot, lambda: isinstance(app.screen, ConsoleScreen), what="the console")
@@ -75,6 +72,7 @@ async def test_console_prefix_keys(tui):
         await press(pilot, "up", "ctrl+c", "f2")
         console.term.feed(b"\x1b[?1h")                # the guest asks for application cursor keys
         await press(pilot, "up")
+        await wait_until(pilot, lambda: len(sent) == 5, what="five keys sent")
         assert [d for _, d in sent] == [b"\x01", b"\x1b[A", b"\x03", b"\x1bOQ", b"\x1bOA"]
         assert {n for n, _ in sent} == {"sh"}
         await press(pilot, "ctrl+a", "n")              # next guest's console
@@ -83,9 +81,9 @@ async def test_console_prefix_keys(tui):
         await press(pilot, "ctrl+a", "N")
         await wait_until(pilot, lambda: console.guest_name == "sh", what="back to sh")
         await press(pilot, "ctrl+a", "p")              # pause from the console
-        await wait_until(pilot, lambda: app.host.get("sh").state == State.PAUSED, what="pause")
+        await wait_until(pilot, lambda: app.monitor.view("sh").state == State.PAUSED, what="pause")
         await press(pilot, "ctrl+a", "p")
-        await wait_until(pilot, lambda: app.host.get("sh").state == State.RUNNING, what="resume")
+        await wait_until(pilot, lambda: app.monitor.view("sh").state == State.RUNNING, what="resume")
         await press(pilot, "ctrl+a", "d")
         await wait_until(pilot, lambda: isinstance(app.screen, DashboardScreen), what="detach")
 
@@ -98,7 +96,7 @@ async def test_pause_resume_changes_state_and_greys_keys(tui):
         assert dash.check_action("pause", ()) is True
         await press(pilot, "p")
         await wait_until(pilot, lambda: cell(app, "c2", "state") == "paused", what="paused cell")
-        assert app.host.get("c2").state == State.PAUSED
+        assert app.monitor.view("c2").state == State.PAUSED
         assert cell(app, "c1", "state") == "running"
         regs = app.screen.query_one("#detail-registers")
         await wait_until(pilot, lambda: "RIP" in text_of(regs), what="registers of a paused guest")
@@ -114,24 +112,25 @@ async def test_kill_asks_first_then_remove(tui):
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirmation")
         await press(pilot, "n")
         await wait_until(pilot, lambda: isinstance(app.screen, DashboardScreen), what="back")
-        assert app.host.get("c1").state == State.RUNNING
+        assert app.monitor.view("c1").state == State.RUNNING
         await press(pilot, "k")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirmation")
         await press(pilot, "y")
-        await wait_until(pilot, lambda: cell(app, "c1", "state") == "stopped", what="killed")
-        assert app.host.get("c1").machine.stop_reason == "killed"
+        await wait_until(pilot, lambda: cell(app, "c1", "state") == "killed", what="killed")
+        assert app.monitor.view("c1").end.kind == "killed"
         dash = app.screen
         assert dash.check_action("kill", ()) is None and dash.check_action("remove", ()) is True
         await press(pilot, "x")
-        await wait_until(pilot, lambda: "c1" not in app.host.guests, what="removal")
+        await wait_until(pilot, lambda: app.monitor.guest("c1") is None, what="removal")
         await wait_until(pilot, lambda: dash.table.row_count == 0, what="the row to go")
 
 
 async def test_crash_notifies_and_keeps_the_report(tui):
-    async with tui([spec("counter", "c1"), spec("crash", "boom", cmdline="ud")]) as (app, pilot):
+    async with tui([spec("counter", "c1"), spec("crash", "boom", boot=Boot(cmdline="ud"))]) as (app, pilot):
         await wait_until(pilot, lambda: any("boom crashed: triple fault" in n for n in notes(app)),
                          what="the crash notification")
-        await wait_until(pilot, lambda: cell(app, "boom", "state") == "crashed", what="the red row")
+        await wait_until(pilot, lambda: cell(app, "boom", "state").startswith("crashed: triple fault"),
+                         what="the red row")
         assert app.screen.table.get_cell("boom", "state").style == "bold red"
         await select(pilot, app, "boom")
         crash = app.screen.query_one("#detail-crash")
@@ -145,7 +144,7 @@ async def test_crash_notifies_and_keeps_the_report(tui):
 async def test_filter_and_sort(tui):
     async with tui([spec("counter", "c1"), spec("shell", "sh"), spec("hello", "hi")]) as (app, pilot):
         table = app.screen.table
-        await wait_until(pilot, lambda: cell(app, "hi", "state") == "stopped", what="hello to end")
+        await wait_until(pilot, lambda: cell(app, "hi", "state") == "exited 0", what="hello to end")
         await filter_for(pilot, app, "shell")
         await wait_until(pilot, lambda: table.order == ["sh"], what="the filter")
         await press(pilot, "enter")                         # keep the filter, back to the table
@@ -181,8 +180,8 @@ async def test_new_guest_modal(tui):
         modal.query_one("#name").value = "fresh"
         modal.query_one("#create").press()
         await pilot.pause(0.1)
-        await wait_until(pilot, lambda: "fresh" in app.host.guests, what="the new guest")
-        g = app.host.get("fresh")
+        await wait_until(pilot, lambda: app.monitor.guest("fresh") is not None, what="the new guest")
+        g = app.monitor.view("fresh")
         assert (g.spec.image, g.spec.memory_mib) == ("shell", 24)
         await wait_until(pilot, lambda: "fresh" in app.screen.table.order, what="its row")
 
@@ -210,11 +209,13 @@ async def test_new_guest_modal_boots_a_kernel_file_with_modules(tui, tmp_path):
         modal.query_one("#initrd").value = f"{tmp_path / 'mod.txt'} arg"
         modal.query_one("#name").value = "mb"
         modal.query_one("#create").press()
-        await wait_until(pilot, lambda: "mb" in app.host.guests, what="the new guest")
-        g = app.host.get("mb")
-        assert g.spec.initrd == [f"{tmp_path / 'mod.txt'} arg"]
-        await wait_until(pilot, lambda: g.state == State.STOPPED, what="the kernel to end")
-        assert g.machine.boot_protocol == "Multiboot 1" and g.exit_code == 42
+        await wait_until(pilot, lambda: app.monitor.guest("mb") is not None, what="the new guest")
+        g = app.monitor.view("mb")
+        assert g.spec.boot.initrd == (f"{tmp_path / 'mod.txt'} arg",)
+        await wait_until(pilot, lambda: app.monitor.view("mb").state == State.STOPPED, what="the kernel to end")
+        g = app.monitor.view("mb")
+        assert g.boot_protocol == "Multiboot 1" and g.end.exit_code == 42
+        assert cell(app, "mb", "state") == "exited 42"
 
 
 async def test_help_and_palette_commands(tui):
@@ -227,7 +228,7 @@ async def test_help_and_palette_commands(tui):
         assert "New guest: shell" in titles and "Pause: c1" in titles and "Kill: c1" in titles
         create = next(c for c in app.get_system_commands(app.screen) if c.title == "New guest: hello")
         create.callback()
-        await wait_until(pilot, lambda: "hello-1" in app.host.guests, what="a guest from the palette")
+        await wait_until(pilot, lambda: app.monitor.guest("hello-1") is not None, what="a guest from the palette")
 
 
 async def test_config_keymap_and_prefix(tui):
@@ -237,16 +238,15 @@ async def test_config_keymap_and_prefix(tui):
         assert app.theme == "nord"
         await select(pilot, app, "sh")
         await press(pilot, "space")                        # pause, moved by the keymap
-        await wait_until(pilot, lambda: app.host.get("sh").state == State.PAUSED, what="pause")
+        await wait_until(pilot, lambda: app.monitor.view("sh").state == State.PAUSED, what="pause")
         await press(pilot, "space")
-        await wait_until(pilot, lambda: app.host.get("sh").state == State.RUNNING, what="resume")
+        await wait_until(pilot, lambda: app.monitor.view("sh").state == State.RUNNING, what="resume")
         await press(pilot, "c")
         await wait_until(pilot, lambda: isinstance(app.screen, ConsoleScreen), what="the console")
-        sent = []
-        real = app.host.send_input
-        app.host.send_input = lambda name, data, *rest: (sent.append(data), real(name, data, *rest))
+        sent = spy_input(app)
         await press(pilot, "ctrl+a", "ctrl+b", "ctrl+b")   # ctrl+a is the guest's now
-        assert sent == [b"\x01", b"\x02"]
+        await wait_until(pilot, lambda: len(sent) == 2, what="two keys sent")
+        assert [d for _, d in sent] == [b"\x01", b"\x02"]
         await press(pilot, "ctrl+b", "d")
         await wait_until(pilot, lambda: isinstance(app.screen, DashboardScreen), what="detach")
 
@@ -254,7 +254,7 @@ async def test_config_keymap_and_prefix(tui):
 async def test_scrollback_search(tui):
     from hvtui.tui.screens.scrollback import ScrollbackScreen
     async with tui([spec("counter", "c1")]) as (app, pilot):
-        await wait_until(pilot, lambda: b"count 12\r\n" in app.host.get("c1").history, what="output")
+        await wait_until(pilot, lambda: b"count 12\r\n" in history(app, "c1"), what="output")
         await select(pilot, app, "c1")
         await press(pilot, "c")
         await wait_until(pilot, lambda: isinstance(app.screen, ConsoleScreen), what="the console")
@@ -273,11 +273,11 @@ async def test_scrollback_search(tui):
 
 async def test_console_of_an_ended_guest(tui):
     async with tui([spec("hello", "hi"), spec("counter", "c1")]) as (app, pilot):
-        await wait_until(pilot, lambda: cell(app, "hi", "state") == "stopped", what="hello to end")
+        await wait_until(pilot, lambda: cell(app, "hi", "state") == "exited 0", what="hello to end")
         await select(pilot, app, "hi")
         await press(pilot, "c")
         await wait_until(pilot, lambda: isinstance(app.screen, ConsoleScreen), what="the console")
-        banner = app.host.get("hi").history.decode(errors="replace").splitlines()[0].strip()
+        banner = history(app, "hi").decode(errors="replace").splitlines()[0].strip()
         await wait_until(pilot, lambda: banner in app.screen.term.text(), what="its history replayed")
         await press(pilot, "x")                          # it takes no input: said, not raised
         await wait_until(pilot, lambda: any("takes no input" in n for n in notes(app)), what="the warning")
@@ -290,9 +290,10 @@ async def test_vcpu_threads_yield_to_the_ui(tui):
     import os
 
     def nices(name):
-        return {os.getpriority(os.PRIO_PROCESS, t.native_id) for t in app.host.get(name).machine._threads}
+        return {os.getpriority(os.PRIO_PROCESS, tid) for tid in app.monitor.view(name).threads}
     async with tui([spec("shell", "sh"), spec("counter", "c1")]) as (app, pilot):
-        if not app.can_lower_nice():
+        from hvtui.host import can_lower_nice
+        if not can_lower_nice(app.config.console_nice):
             pytest.skip("needs root or RLIMIT_NICE to give a console's guest its priority back")
         await wait_until(pilot, lambda: nices("sh") == {19} and nices("c1") == {19}, what="nice 19")
         await select(pilot, app, "sh")

@@ -7,14 +7,13 @@ import re
 
 import pytest
 
-from hvtui.host import GuestSpec
+from hvtui.api import GuestSpec, State
 from hvtui.tui.config import Config
 from hvtui.tui.screens.console import ConsoleScreen
 from hvtui.tui.screens.dashboard import DashboardScreen
 from hvtui.tui.screens.modals import CloneScreen, RestoreScreen, SnapshotScreen
-from hvtui.vmm.machine import State
 
-from tuihelp import cell, notes, press, select, text_of, wait_until
+from tuihelp import cell, history, names, notes, press, select, text_of, wait_until
 
 pytestmark = pytest.mark.kvm
 
@@ -53,13 +52,13 @@ async def snapshot_from_dashboard(pilot, app, tmp_path, name):
 
 async def test_snapshot_then_restore_through_the_picker(tui, tmp_path):
     async with tui([spec("counter", "c1")], config=snap_config(tmp_path)) as (app, pilot):
-        await wait_until(pilot, lambda: b"count 5\r\n" in app.host.get("c1").history, what="counting")
+        await wait_until(pilot, lambda: b"count 5\r\n" in history(app, "c1"), what="counting")
         path = await snapshot_from_dashboard(pilot, app, tmp_path, "c1")
         assert [str(p) for p in snapshots(tmp_path)] == [path]
         note = next(n for n in notes(app) if "snapshot of c1" in n)
         assert re.search(r"\(\d+\.\d MiB, \d+ ms\)$", note), note
-        assert app.host.get("c1").state == State.RUNNING           # a live snapshot goes on
-        saved = [int(m) for m in COUNT.findall(bytes(app.host.get("c1").history))]
+        assert app.monitor.view("c1").state == State.RUNNING           # a live snapshot goes on
+        saved = [int(m) for m in COUNT.findall(bytes(history(app, "c1")))]
 
         await press(pilot, "R")
         picker = await on_screen(pilot, app, RestoreScreen)
@@ -72,10 +71,11 @@ async def test_snapshot_then_restore_through_the_picker(tui, tmp_path):
         assert app.focused is files                                 # Enter on the file restores it
         await press(pilot, "enter")
         await on_screen(pilot, app, DashboardScreen)
-        await wait_until(pilot, lambda: "back" in app.host.guests, what="the restored guest")
+        await wait_until(pilot, lambda: app.monitor.guest("back") is not None, what="the restored guest")
         await wait_until(pilot, lambda: app.screen.table.selected == "back", what="its row selected")
-        assert any(n.endswith(f"back restored from {path}") for n in notes(app))
-        back = app.host.get("back")
+        await wait_until(pilot, lambda: any(n.endswith(f"back restored from {path}") for n in notes(app)),
+                         what="the restore notification")
+        back = app.monitor.host.get("back")
         await wait_until(pilot, lambda: len(COUNT.findall(bytes(back.history))) >= 3, what="it counting")
         counts = [int(m) for m in COUNT.findall(bytes(back.history))]
         assert counts[0] > 0, counts                                 # it continues, not restarts
@@ -85,7 +85,7 @@ async def test_snapshot_then_restore_through_the_picker(tui, tmp_path):
 
 async def test_restore_of_a_corrupt_file_creates_nothing(tui, tmp_path):
     async with tui([spec("counter", "c1")], config=snap_config(tmp_path)) as (app, pilot):
-        await wait_until(pilot, lambda: b"count 2\r\n" in app.host.get("c1").history, what="counting")
+        await wait_until(pilot, lambda: b"count 2\r\n" in history(app, "c1"), what="counting")
         good = await snapshot_from_dashboard(pilot, app, tmp_path, "c1")
         bad = tmp_path / "bad.hvsnap"
         data = bytearray(open(good, "rb").read())
@@ -101,13 +101,13 @@ async def test_restore_of_a_corrupt_file_creates_nothing(tui, tmp_path):
         error = next(n for n in notes(app) if n.startswith("Could not restore"))
         assert "\n" not in error and str(bad) in error
         assert isinstance(app.screen, DashboardScreen)
-        assert list(app.host.guests) == ["c1"] and app.screen.table.order == ["c1"]
+        assert names(app) == ["c1"] and app.screen.table.order == ["c1"]
         assert bad.read_bytes() == bytes(data)             # untouched
 
 
 async def test_clone_a_shell_three_times(tui, tmp_path):
     async with tui([spec("shell", "sh")], config=snap_config(tmp_path)) as (app, pilot):
-        await wait_until(pilot, lambda: b"hvtui>" in app.host.get("sh").history, what="the prompt")
+        await wait_until(pilot, lambda: b"hvtui>" in history(app, "sh"), what="the prompt")
         await select(pilot, app, "sh")
         await press(pilot, "C")
         modal = await on_screen(pilot, app, CloneScreen)
@@ -125,20 +125,20 @@ async def test_clone_a_shell_three_times(tui, tmp_path):
                          what="the clone notification")
         assert len(snapshots(tmp_path)) == 1
         for n in names:
-            app.host.send_input(n, f"echo I am {n}\r".encode())
+            app.monitor.host.send_input(n, f"echo I am {n}\r".encode())
         for n in names:
-            await wait_until(pilot, lambda n=n: f"\r\nI am {n}\r\n".encode() in app.host.get(n).history,
+            await wait_until(pilot, lambda n=n: f"\r\nI am {n}\r\n".encode() in history(app, n),
                              what=f"{n}'s answer")
         for n in names:                                     # each console has its own answer only
             others = [o for o in names if o != n]
-            assert not any(f"I am {o}".encode() in app.host.get(n).history for o in others)
-        assert b"I am" not in app.host.get("sh").history
+            assert not any(f"I am {o}".encode() in history(app, n) for o in others)
+        assert b"I am" not in history(app, "sh")
         assert app.screen.table.order == ["sh", *names]
 
 
 async def test_snapshot_keys_greyed_out_for_a_stopped_guest(tui, tmp_path):
     async with tui([spec("hello", "hi"), spec("counter", "c1")], config=snap_config(tmp_path)) as (app, pilot):
-        await wait_until(pilot, lambda: cell(app, "hi", "state") == "stopped", what="hello to end")
+        await wait_until(pilot, lambda: cell(app, "hi", "state") == "exited 0", what="hello to end")
         dash = app.screen
         await select(pilot, app, "hi")
         assert dash.check_action("snapshot", ()) is None
@@ -169,4 +169,4 @@ async def test_console_prefix_snapshot(tui, tmp_path):
         files = snapshots(tmp_path)
         assert len(files) == 1 and files[0].name.startswith("c1-")
         assert re.fullmatch(r"c1-\d{8}-\d{6}\.hvsnap", files[0].name)
-        assert app.host.get("c1").state == State.RUNNING
+        assert app.monitor.view("c1").state == State.RUNNING

@@ -74,7 +74,7 @@ def test_load_fleet(tmp_path):
     f.write_text('[[guest]]\nimage = "counter"\nname = "a"\nmemory = 32\n'
                  '[[guest]]\nimage = "crash"\ncmdline = "ud"\nvcpus = 2\n')
     specs = load_fleet(f)
-    assert [(s.image, s.name, s.memory_mib, s.vcpus, s.cmdline) for s in specs] == [
+    assert [(s.image, s.name, s.memory_mib, s.vcpus, s.boot.cmdline) for s in specs] == [
         ("counter", "a", 32, 1, None), ("crash", "", 64, 2, "ud")]
 
 

@@ -35,3 +35,24 @@ async def select(pilot, app, name: str) -> None:
     table.move_cursor(row=table.order.index(name), animate=False)
     await pilot.pause(0.05)
     assert table.selected == name
+
+
+def history(app, name: str) -> bytes:
+    """What the guest wrote to its serial console (the embedded monitor's own record)."""
+    return bytes(app.monitor.host.get(name).history)
+
+
+def names(app) -> list[str]:
+    return [g.name for g in app.monitor.guests()]
+
+
+def spy_input(app) -> list[tuple[str, bytes]]:
+    """Record every (guest, bytes) the app sends to a console, still sending it."""
+    sent: list[tuple[str, bytes]] = []
+    real = app.monitor.send_input
+
+    async def spy(name, data, *rest):
+        sent.append((name, data))
+        return await real(name, data, *rest)
+    app.monitor.send_input = spy
+    return sent

@@ -17,8 +17,8 @@ from textual.containers import Center, Container, Middle
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from hvtui.errors import HvError
-from hvtui.host import HVC, SERIAL
+from hvtui import api
+from hvtui.api import HVC, SERIAL
 from hvtui.tui import format as fmt
 from hvtui.tui.widgets.terminal import Terminal, key_to_bytes
 
@@ -89,33 +89,39 @@ class ConsoleScreen(Screen):
     def attach(self, name: str, console: str = SERIAL) -> None:
         """Show a console of guest name: replay its recent history, then follow it."""
         self._detach_stream()
-        host = self.app.host
-        guest = host.get(name)
         self.guest_name, self.console = name, console
         self.term.reset()
-        history = guest.hvc_history if console == HVC else guest.history
-        tail = bytes(history[-REPLAY_BYTES:])
-        if len(history) > REPLAY_BYTES and b"\n" in tail:
-            tail = tail[tail.index(b"\n") + 1:]    # start on a line, not inside an escape
-        self.term.feed(tail)
-        self._unsubscribe = host.console_subscribe(name, self.term.feed, console)
+        first = [True]
+
+        def feed(data: bytes) -> None:
+            if first[0]:
+                first[0] = False
+                if len(data) >= REPLAY_BYTES and b"\n" in data:
+                    data = data[data.index(b"\n") + 1:]    # start on a line, not inside an escape
+            self.term.feed(data)
+        self._unsubscribe = self.app.monitor.watch_console(name, console, feed, replay=REPLAY_BYTES, attach=True)
         self.app.set_console_guest(name)
         self.update_title()
 
-    def host_event(self, event) -> None:
-        if event.kind == "removed" and event.guest == self.guest_name:
+    def monitor_event(self, event: api.Event) -> None:
+        if isinstance(event, api.GuestRemoved) and event.name == self.guest_name:
             self._unsubscribe = None
-            self.app.notify(f"{event.guest} was removed", severity="warning")
+            self.app.notify(f"{event.name} was removed", severity="warning")
             self.dismiss_console()
-        elif event.guest == self.guest_name and event.kind == "state":
+        elif isinstance(event, api.GuestChanged) and event.guest.name == self.guest_name:
             self.update_title()
+        elif isinstance(event, api.Resync) and self.is_mounted:
+            if self.app.monitor.guest(self.guest_name) is None:
+                self.dismiss_console()
+            else:
+                self.attach(self.guest_name, self.console)     # bytes may have been lost: redraw
 
     def update_title(self) -> None:
-        guest = self.app.host.guests.get(self.guest_name)
+        guest = self.app.monitor.guest(self.guest_name)
         if guest is None:
             return
         t = Text.assemble(("console ", "bold"), (self.guest_name, "bold"), f" {self.port_name} ",
-                          fmt.state_text(guest.state))
+                          fmt.status_text(guest))
         if self.prefix_armed:
             t.append("   PREFIX: d detach · p pause/resume · s stop · k kill · S snapshot · n/N next/prev · v COM1/hvc0 · [ scrollback",
                      style="reverse")
@@ -152,13 +158,8 @@ class ConsoleScreen(Screen):
         self.send(event.text.replace("\r\n", "\r").replace("\n", "\r").encode())
 
     def send(self, data: bytes | None) -> None:
-        if not data:
-            return
-        try:
-            self.app.host.send_input(self.guest_name, data, self.console)
-        except HvError as e:
-            self.app.bell()
-            self.notify(str(e), severity="warning", timeout=2)
+        if data:
+            self.app.send_input(self.guest_name, data, self.console)
 
     def prefix_command(self, key: str, character: str | None) -> None:
         c = character or ""

@@ -1,8 +1,9 @@
 """The dashboard: host header, the table of guests, the selected guest's detail panel.
 
-Lifecycle keys (and snapshot, restore, clone) are named bindings (ids usable in the keymap) shown in the footer and
-greyed out by check_action when the selected guest's state forbids them. The view is
-refreshed from Host events and a 2 Hz timer; it only reads the Host.
+Lifecycle keys (and snapshot, restore, clone) are named bindings (ids usable in the keymap)
+shown in the footer and greyed out by check_action when the lifecycle table of hvtui.api
+forbids them in the selected guest's state. The view is refreshed from the monitor's events
+and a 2 Hz timer; it only reads guests' views.
 """
 from __future__ import annotations
 
@@ -17,19 +18,22 @@ from textual.widgets import DataTable, Footer, Input, Static
 from hvtui.tui import format as fmt
 from hvtui.tui.widgets.detail import DetailPanel
 from hvtui.tui.widgets.guest_table import COLUMNS, GuestTable
-from hvtui.vmm.machine import State
+from hvtui import api
+from hvtui.api import State
 
 REFRESH_S = 0.5
 
-# action -> states of the selected guest in which it is allowed (None: any guest)
+# key action -> the lifecycle actions (hvtui.api) of which one must be allowed; () : any guest
 ALLOWED = {
-    "pause": {State.RUNNING, State.PAUSED},
-    "stop": {State.RUNNING, State.PAUSED, State.CREATED},
-    "kill": {State.RUNNING, State.PAUSED, State.CREATED},
-    "remove": {State.STOPPED, State.CRASHED},
-    "console": None,
-    "snapshot": {State.RUNNING, State.PAUSED},
-    "clone": {State.RUNNING, State.PAUSED},
+    "pause": ("pause", "resume"),
+    "start": ("start",),
+    "stop": ("stop",),
+    "kill": ("kill",),
+    "reset": ("reset",),
+    "remove": ("remove",),
+    "console": (),
+    "snapshot": ("snapshot",),
+    "clone": ("clone",),
 }
 
 
@@ -38,9 +42,11 @@ class DashboardScreen(Screen):
         Binding("n", "new", "New", id="new"),
         Binding("c", "console", "Console", id="console"),
         Binding("p", "pause", "Pause", id="pause", tooltip="Pause / resume the selected guest"),
+        Binding("r", "start", "Start", id="start", tooltip="Start a created, stopped or crashed guest (again)"),
         Binding("s", "stop", "Stop", id="stop"),
         Binding("k", "kill", "Kill", id="kill"),
         Binding("x", "remove", "Remove", id="remove"),
+        Binding("ctrl+r", "reset", "Reset", id="reset", show=False, tooltip="Hard reset (asks first)"),
         Binding("S", "snapshot", "Snapshot", id="snapshot",
                 tooltip="Snapshot the selected guest to a file (asks where)"),
         Binding("R", "restore", "Restore", id="restore",
@@ -52,6 +58,8 @@ class DashboardScreen(Screen):
         Binding("O", "reverse_sort", "Reverse", id="reverse_sort", show=False),
         Binding("question_mark", "help", "Help", id="help"),
         Binding("q", "quit", "Quit", id="quit"),
+        Binding("Q", "kill_server", "Stop monitor", id="kill_server", show=False,
+                tooltip="Stop the monitor and every guest (asks first)"),
         Binding("escape", "clear_filter", "Clear filter", id="clear_filter", show=False),
     ]
 
@@ -78,20 +86,22 @@ class DashboardScreen(Screen):
         return self.query_one(GuestTable)
 
     @property
-    def host(self):
-        return self.app.host
+    def monitor(self) -> api.Monitor:
+        return self.app.monitor
 
-    def selected_guest(self):
+    def selected_guest(self) -> api.GuestView | None:
         name = self.table.selected
-        return self.host.guests.get(name) if name else None
+        return self.monitor.guest(name) if name else None
 
     # ---- view ----
     def visible(self) -> bool:
         """Shown, or under a modal: not hidden behind a console."""
         return self.is_mounted and (self.is_current or isinstance(self.app.screen, ModalScreen))
 
-    def host_event(self, event) -> None:
-        if event.kind != "stats" and self.visible():
+    def monitor_event(self, event: api.Event) -> None:
+        if isinstance(event, api.GuestRemoved) and event.name == self.query_one(DetailPanel).guest_name:
+            self.query_one(DetailPanel).guest_name = None     # a new guest of that name is another one
+        if not isinstance(event, api.StatsTick) and self.visible():
             self.refresh_view()
 
     def on_screen_resume(self) -> None:
@@ -100,7 +110,7 @@ class DashboardScreen(Screen):
     def refresh_view(self) -> None:
         if not self.visible():
             return
-        guests = list(self.host.guests.values())
+        guests = self.monitor.guests()
         self.query_one("#host-header", Static).update(self.header_text(guests))
         self.table.update_guests(guests)
         if self._want_selected and self._want_selected in self.table.order:
@@ -116,7 +126,7 @@ class DashboardScreen(Screen):
     def header_text(self, guests) -> Text:
         mem = psutil.virtual_memory()
         counts = collections.Counter(g.state for g in guests)
-        t = Text.assemble(("hvtui", "bold"), "  host CPU ", (f"{psutil.cpu_percent(None):3.0f}%", "bold"),
+        t = Text.assemble(("hvtui", "bold"), ("" if self.monitor.embedded else " (monitor)", "dim"), "  host CPU ", (f"{psutil.cpu_percent(None):3.0f}%", "bold"),
                           f" of {psutil.cpu_count()}  memory ",
                           (f"{fmt.human_bytes(mem.used)} / {fmt.human_bytes(mem.total)}", "bold"),
                           f"  guests {len(guests)}: ")
@@ -155,8 +165,8 @@ class DashboardScreen(Screen):
             guest = self.selected_guest()
             if guest is None:
                 return None
-            allowed = ALLOWED[action]
-            return True if allowed is None or guest.state in allowed else None
+            needs = ALLOWED[action]
+            return True if not needs or any(guest.can(a) for a in needs) else None
         if action == "clear_filter":
             return bool(self.table.filter_text) or self.query_one("#filter").display
         return True
@@ -173,6 +183,19 @@ class DashboardScreen(Screen):
         guest = self.selected_guest()
         if guest is not None:
             self.app.toggle_pause(guest.name)
+
+    def action_start(self) -> None:
+        guest = self.selected_guest()
+        if guest is not None:
+            self.app.start_guest(guest.name)
+
+    def action_reset(self) -> None:
+        guest = self.selected_guest()
+        if guest is not None:
+            self.app.reset_guest(guest.name)
+
+    def action_kill_server(self) -> None:
+        self.app.ask_kill_server()
 
     def action_stop(self) -> None:
         guest = self.selected_guest()

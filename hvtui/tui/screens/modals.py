@@ -19,7 +19,7 @@ from textual.suggester import Suggester
 from textual.widgets import Button, DataTable, Input, Label, Select, Static
 
 from hvtui import images
-from hvtui.host import GuestSpec
+from hvtui.api import Boot, GuestSpec
 from hvtui.tui import format as fmt
 
 SNAPSHOT_SUFFIX = ".hvsnap"
@@ -114,7 +114,7 @@ class NewGuestScreen(ModalScreen[GuestSpec | None]):
         name = self.query_one("#name", Input).value.strip()
         cmdline = self.query_one("#cmdline", Input).value
         return GuestSpec(image=kernel or str(image), name=name, memory_mib=memory, vcpus=vcpus,
-                         cmdline=cmdline or None, initrd=[os.path.expanduser(x) for x in initrd])
+                         boot=Boot(cmdline=cmdline or None, initrd=tuple(os.path.expanduser(x) for x in initrd)))
 
     def _submit(self) -> None:
         try:

@@ -1,8 +1,8 @@
 """The detail panel of the selected guest: registers, exit reasons as bars, busiest I/O
 ports and the tail of its console; a crashed guest's crash report stays here.
 
-Registers come from the crash report (the vCPU that crashed), or from the vCPUs when the
-guest is paused or ended (read once per state and cached); a running guest shows "running".
+Everything comes from the guest's view (registers of a paused or ended guest included);
+the console tail is a small ring the panel keeps by watching the selected guest's console.
 """
 from __future__ import annotations
 
@@ -14,36 +14,14 @@ from rich.text import Text
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
+from hvtui.api import SERIAL, State
+from hvtui.errors import HvError
 from hvtui.tui import format as fmt
-from hvtui.vmm.machine import State
 
 REGISTERS = [("RIP", "rip"), ("RSP", "rsp"), ("RFLAGS", "rflags"), ("CR0", "cr0"), ("CR3", "cr3"),
              ("CR4", "cr4"), ("EFER", "efer")]
 TAIL_LINES = 14
-
-
-def guest_registers(guest, cache: dict) -> list[dict | str]:
-    """Per vCPU: a register dict, or a word saying why there is none."""
-    n = guest.spec.vcpus
-    if guest.state == State.RUNNING:
-        return ["running"] * n
-    if guest.state == State.CREATED:
-        return ["not started"] * n
-    key = (guest.name, guest.state, guest.machine.started_at, guest.machine.ended_at)
-    if cache.get("key") == key:
-        return cache["regs"]
-    out: list[dict | str] = []
-    crash = guest.crash
-    for i in range(n):
-        if crash is not None and crash.vcpu == i and crash.registers:
-            out.append(crash.registers)
-            continue
-        try:
-            out.append(guest.machine.registers(i))
-        except Exception:
-            out.append(guest.state.value)
-    cache.update(key=key, regs=out)
-    return out
+TAIL_BYTES = 8192
 
 
 def registers_table(regs: list[dict | str]) -> Table:
@@ -66,9 +44,7 @@ def registers_table(regs: list[dict | str]) -> Table:
 
 
 def exits_bars(guest, width: int = 10) -> Table:
-    totals: collections.Counter = collections.Counter()
-    for r in guest.vcpu_rates:
-        totals.update(r.by_reason)
+    totals = collections.Counter(guest.by_reason)
     t = Table.grid(padding=(0, 1))
     t.add_column(width=13)
     t.add_column(width=width, style="magenta")
@@ -84,10 +60,7 @@ def exits_bars(guest, width: int = 10) -> Table:
 
 
 def ports_table(guest) -> Table:
-    counts: collections.Counter = collections.Counter()
-    if guest.last_sample is not None:
-        for v in guest.last_sample.vcpus:
-            counts.update(v.ports)
+    counts = collections.Counter(dict(guest.ports))
     t = Table.grid(padding=(0, 2))
     t.add_column(style="cyan")
     t.add_column(justify="right")
@@ -103,8 +76,31 @@ class DetailPanel(Vertical):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self._reg_cache: dict = {}
         self.guest_name: str | None = None
+        self.tail = bytearray()
+        self._unwatch = None
+
+    def on_unmount(self) -> None:
+        self._stop_watching()
+
+    def _stop_watching(self) -> None:
+        if self._unwatch is not None:
+            self._unwatch()
+            self._unwatch = None
+
+    def _watch(self, name: str) -> None:
+        """Follow the selected guest's serial console: its recent history, then what comes."""
+        self._stop_watching()
+        self.tail = bytearray()
+
+        def fed(data: bytes) -> None:
+            self.tail += data
+            if len(self.tail) > TAIL_BYTES:
+                del self.tail[:len(self.tail) - TAIL_BYTES]
+        try:
+            self._unwatch = self.app.monitor.watch_console(name, SERIAL, fed, replay=TAIL_BYTES)
+        except HvError:
+            self._unwatch = None
 
     def compose(self):
         yield Static(id="detail-title")
@@ -119,14 +115,15 @@ class DetailPanel(Vertical):
     def show(self, guest) -> None:
         if guest is None:
             self.guest_name = None
+            self._stop_watching()
             self.query_one("#detail-title", Static).update(Text("no guest selected", style="dim"))
             for wid in ("registers", "exits", "ports", "crash", "console"):
                 self.query_one(f"#detail-{wid}", Static).update("")
             self.query_one("#detail-crash").display = False
             return
         if guest.name != self.guest_name:
-            self._reg_cache.clear()
             self.guest_name = guest.name
+            self._watch(guest.name)
         title = Text.assemble((guest.name, "bold"), "  ", fmt.state_text(guest.state),
                               f"  {guest.spec.image}  {guest.spec.memory_mib} MiB  "
                               f"resident {fmt.human_bytes(guest.resident_bytes)}")
@@ -134,12 +131,14 @@ class DetailPanel(Vertical):
             title.append(f"  busy: no exits for {guest.silent_s:.0f} s", style="yellow")
         if guest.unowned_accesses:
             title.append(f"  unowned I/O {guest.unowned_accesses:,}", style="dim")
-        if guest.state == State.STOPPED:
-            m = guest.machine
-            title.append(f"  ({m.stop_reason}" + (f", exit {m.exit_code}" if m.exit_code is not None else "") + ")")
+        if guest.end is not None and guest.end.kind != "crashed":
+            title.append(f"  ({guest.end.reason}" + (f", exit {guest.end.exit_code}"
+                                                     if guest.end.exit_code is not None else "") + ")")
+        if guest.run > 1:
+            title.append(f"  run {guest.run}", style="dim")
         self.query_one("#detail-title", Static).update(title)
         self.query_one("#detail-registers", Static).update(
-            Group(Text("Registers", style="bold underline"), registers_table(guest_registers(guest, self._reg_cache))))
+            Group(Text("Registers", style="bold underline"), registers_table(list(guest.registers))))
         self.query_one("#detail-exits", Static).update(
             Group(Text("Exit reasons", style="bold underline"), exits_bars(guest)))
         self.query_one("#detail-ports", Static).update(
@@ -147,9 +146,9 @@ class DetailPanel(Vertical):
         crash = self.query_one("#detail-crash", Static)
         if guest.crash is not None:
             crash.display = True
-            crash.update(Text(guest.crash.format(), style="red"))
+            crash.update(Text(guest.crash.report, style="red"))
         else:
             crash.display = False
-        tail = fmt.console_tail(guest.history, TAIL_LINES)
+        tail = fmt.console_tail(self.tail, TAIL_LINES)
         self.query_one("#detail-console", Static).update(
             Group(Text("Console", style="bold underline"), Text("\n".join(tail))))

@@ -1,7 +1,7 @@
 """The table of guests: one row per guest, sorted by a chosen column and filtered by text.
 
 The table keeps its own order: each refresh computes the filtered, sorted rows from the
-Host, updates the cells that changed when the order is the same, and rebuilds the rows
+guests' views, updates the cells that changed when the order is the same, and rebuilds the rows
 (keeping the selected guest under the cursor) when it is not.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from hvtui.tui import format as fmt
-from hvtui.vmm.machine import State
+from hvtui.api import State
 
 
 @dataclass(frozen=True)
@@ -29,14 +29,14 @@ STATE_ORDER = {State.CRASHED: 0, State.RUNNING: 1, State.PAUSED: 2, State.CREATE
 
 COLUMNS = [
     Column("name", "Name", 16, lambda g: g.name),
-    Column("state", "State", 8, lambda g: (STATE_ORDER.get(g.state, 9), g.name)),
-    Column("vcpus", "vCPUs", 5, lambda g: len(g.machine.vcpus) or g.spec.vcpus, True),
+    Column("state", "State", 24, lambda g: (STATE_ORDER.get(g.state, 9), g.name)),
+    Column("vcpus", "vCPUs", 5, lambda g: g.spec.vcpus, True),
     Column("memory", "Memory", 9, lambda g: g.spec.memory_mib, True),
     Column("exits", "Exits/s", 7, lambda g: g.exits_per_s, True),
     Column("spark", "Trend", 10, lambda g: g.exits_per_s, True),
     Column("top", "Top exit", 14, lambda g: g.top_exit_reason()),
     Column("cpu", "CPU %", 6, lambda g: g.cpu_percent, True),
-    Column("uptime", "Uptime", 7, lambda g: g.uptime, True),
+    Column("uptime", "Uptime", 7, lambda g: g.uptime_s, True),
 ]
 SORTABLE = [c.key for c in COLUMNS if c.key != "spark"]
 
@@ -45,26 +45,26 @@ def row_cells(guest) -> list:
     live = guest.state == State.RUNNING
     return [
         Text(guest.name, style="bold red" if guest.state == State.CRASHED else ""),
-        fmt.state_text(guest.state),
+        fmt.status_text(guest),
         Text(str(guest.spec.vcpus), justify="right"),
         Text(f"{guest.spec.memory_mib} MiB", justify="right"),
         Text(fmt.human_rate(guest.exits_per_s) if live else "-", justify="right"),
         Text(fmt.sparkline(guest.exits_history, 10), style="cyan" if live else "dim"),
         fmt.top_exit_text(guest) if live else Text("-"),
         Text(f"{guest.cpu_percent:.0f}" if live else "-", justify="right"),
-        Text(fmt.uptime(guest.uptime), justify="right"),
+        Text(fmt.uptime(guest.uptime_s), justify="right"),
     ]
 
 
 def matches(guest, text: str) -> bool:
     if not text:
         return True
-    hay = f"{guest.name} {guest.spec.image} {guest.state.value}".lower()
+    hay = f"{guest.name} {guest.spec.image} {guest.state.value} {guest.status}".lower()
     return all(word in hay for word in text.lower().split())
 
 
 class GuestTable(DataTable):
-    """DataTable of the host's guests; `selected` names the guest under the cursor."""
+    """DataTable of the monitor's guests; `selected` names the guest under the cursor."""
 
     def __init__(self, **kwargs):
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
