@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--sizes", default="64,256,1024,4096", metavar="MiB,...", help="guest sizes in MiB")
     sb.add_argument("--touched", default="16,64", metavar="MiB,...",
                     help="also save/restore the middle size with this much memory written (\"\" for none)")
+    su = bench_sub.add_parser("startup", help="time to a tiny PVH guest's first line and exit: hvtui run vs QEMU microvm")
+    su.add_argument("--json", action="store_true")
+    su.add_argument("--runs", type=_positive_int, default=7)
     tb = bench_sub.add_parser("tui", help="the TUI headless with busy guests: main-thread CPU, key-to-screen latency")
     tb.add_argument("--json", action="store_true")
     tb.add_argument("--guests", type=_positive_int, default=16)
@@ -133,7 +136,7 @@ async def _run(args) -> int:
     from hvtui.vmm.machine import State
 
     out = sys.stdout.buffer
-    async with Host(log_dir=args.log_dir) as host:
+    async with Host(log_dir=args.log_dir, spare_vm=False) as host:
         if args.command == "restore":
             guest = await host.restore(args.file, name=args.name or None, start=False)
         else:
@@ -274,6 +277,9 @@ def _bench(args) -> int:
     if args.bench == "pv":
         from hvtui.bench.pv import main as bench_pv
         return bench_pv(args)
+    if args.bench == "startup":
+        from hvtui.bench.startup import main as bench_startup
+        return bench_startup(args)
     if args.bench == "tui":
         from hvtui.tui.bench import main as bench_tui
         return bench_tui(args)
