@@ -1,8 +1,9 @@
-"""The smallest PVH kernel: one line on COM1, then a write of 0 to the debug-exit port.
+"""The smallest PVH kernels: one that prints one line on COM1 and then writes 0 to the
+debug-exit port, and one that halts for ever (an idle guest).
 
 Built here as bytes (an ELF32 with one PT_LOAD and the XEN_ELFNOTE_PHYS32_ENTRY note) so
-that hvtui and QEMU (`-M microvm -kernel`) boot exactly the same file in the start-up
-benchmark, with nothing to compile.
+that hvtui and QEMU (`-M microvm -kernel`) boot exactly the same file in the benchmarks,
+with nothing to compile.
 """
 from __future__ import annotations
 
@@ -21,7 +22,15 @@ def _code(msg_addr: int) -> bytes:
 
 def pvh_hello(line: bytes = LINE) -> bytes:
     code = _code(BASE + len(_code(0)))
-    payload = code + line + b"\0"
+    return pvh_elf(code + line + b"\0")
+
+
+def pvh_idle() -> bytes:
+    return pvh_elf(bytes([0xFA, 0xF4, 0xEB, 0xFD]))                # 1: cli; hlt; jmp 1b
+
+
+def pvh_elf(payload: bytes) -> bytes:
+    """An ELF32 loading payload at BASE, entered there through the PVH note."""
     note = struct.pack("<III", 4, 4, 18) + b"Xen\0" + struct.pack("<I", BASE)
     ehdr = b"\x7fELF" + bytes([1, 1, 1]) + bytes(9) + struct.pack(
         "<HHIIIIIHHHHHH", 2, 3, 1, BASE, 52, 0, 0, 52, 32, 2, 40, 0, 0)
