@@ -296,12 +296,21 @@ static int run_loop(struct hv_vcpu *v, struct hv_exit *e)
     }
 }
 
+/* This thread's Linux tid, asked of the kernel once per thread (not per return from Python). */
+static int thread_tid(void)
+{
+    static __thread int tid;
+    if (!tid)
+        tid = (int)syscall(SYS_gettid);
+    return tid;
+}
+
 int hv_vcpu_run(struct hv_vcpu *v, struct hv_exit *e)
 {
     pthread_mutex_lock(&v->kick_lock);
     v->in_run = 1;
     v->thread = pthread_self();
-    atomic_store(&v->tid, (int)syscall(SYS_gettid));
+    atomic_store(&v->tid, thread_tid());
     pthread_mutex_unlock(&v->kick_lock);
 
     int r = run_loop(v, e);

@@ -23,7 +23,7 @@ from typing import Any, Callable, ClassVar
 from hvtui.errors import ConfigError, HvError, StateError
 
 __all__ = ["Boot", "GuestSpec", "State", "End", "Crash", "VcpuRates", "GuestView", "Event",
-           "GuestAdded", "GuestChanged", "GuestRemoved", "StatsTick", "Resync", "ACTIONS",
+           "GuestAdded", "GuestChanged", "GuestRemoved", "StatsTick", "Resync", "Notice", "Gone", "ACTIONS",
            "LIFECYCLE", "allowed", "check", "Monitor", "SERIAL", "HVC", "CONSOLES", "HvError",
            "StateError", "ConfigError", "RemoteError", "spec_from_wire", "view_from_wire",
            "event_from_wire"]
@@ -254,7 +254,14 @@ class Notice(Event):
     kind: ClassVar[str] = "notice"
 
 
-EVENT_TYPES = {t.kind: t for t in (GuestAdded, GuestChanged, GuestRemoved, StatsTick, Resync, Notice)}
+@dataclass(frozen=True)
+class Gone(Event):
+    """The monitor went away (kill-server, a crash of the daemon): nothing more will come."""
+    reason: str
+    kind: ClassVar[str] = "gone"
+
+
+EVENT_TYPES = {t.kind: t for t in (GuestAdded, GuestChanged, GuestRemoved, StatsTick, Resync, Notice, Gone)}
 
 
 # ---- the commands ----
@@ -482,15 +489,17 @@ def absolute_spec(spec: GuestSpec) -> GuestSpec:
 
 
 # ---- opening a monitor ----
-def embedded(log_dir=None, sample_interval: float = 0.5, vcpu_nice: int = 0, console_nice: int = 0) -> Monitor:
-    """A monitor of this process's own (a Host), for `hvtui --embedded`, tests and
-    screenshots: its guests end when it is closed. KvmUnavailable when /dev/kvm is not usable."""
+def embedded(log_dir=None, sample_interval: float = 0.5, vcpu_nice: int = 0, console_nice: int = 0,
+             spare_vm: bool = True) -> Monitor:
+    """A monitor of this process's own (a Host), for `hvtui --embedded`, `hvtui run`, tests
+    and screenshots: its guests end when it is closed. KvmUnavailable when /dev/kvm is not
+    usable. spare_vm False: no warmed VM kept for a next guest (a one-shot run)."""
     from hvtui.host import Host
     from hvtui.monitor import HostMonitor
     from hvtui.vmm.kvm import Kvm
     Kvm.get()
     return HostMonitor(Host(log_dir=log_dir, sample_interval=sample_interval,
-                            vcpu_nice=vcpu_nice, console_nice=console_nice))
+                            vcpu_nice=vcpu_nice, console_nice=console_nice, spare_vm=spare_vm))
 
 
 def is_snapshot(path: str) -> bool:

@@ -93,6 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--sizes", default="64,256,1024,4096", metavar="MiB,...", help="guest sizes in MiB")
     sb.add_argument("--touched", default="16,64", metavar="MiB,...",
                     help="also save/restore the middle size with this much memory written (\"\" for none)")
+    su = bench_sub.add_parser("startup", help="time to a tiny PVH guest's first line and exit: hvtui run vs QEMU microvm")
+    su.add_argument("--json", action="store_true")
+    su.add_argument("--runs", type=_positive_int, default=7)
+    ib = bench_sub.add_parser("idle", help="monitor CPU with N idle guests (vs N idle QEMU), console echo latency")
+    ib.add_argument("--json", action="store_true")
+    ib.add_argument("--guests", type=_positive_int, default=64)
+    ib.add_argument("--seconds", type=float, default=10.0)
     tb = bench_sub.add_parser("tui", help="the TUI headless with busy guests: main-thread CPU, key-to-screen latency")
     tb.add_argument("--json", action="store_true")
     tb.add_argument("--guests", type=_positive_int, default=16)
@@ -154,7 +161,7 @@ class _RawStdin:
 async def _run(args) -> int:
     """`hvtui run`: one guest in a monitor of this process, its serial console here."""
     out = sys.stdout.buffer
-    monitor = api.embedded(log_dir=args.log_dir)
+    monitor = api.embedded(log_dir=args.log_dir, spare_vm=False)
     await monitor.open()
     try:
         if api.is_snapshot(args.image):
@@ -360,6 +367,12 @@ def _bench(args) -> int:
     if args.bench == "api":
         from hvtui.bench.api import main as bench_api
         return bench_api(args)
+    if args.bench == "startup":
+        from hvtui.bench.startup import main as bench_startup
+        return bench_startup(args)
+    if args.bench == "idle":
+        from hvtui.bench.idle import main as bench_idle
+        return bench_idle(args)
     if args.bench == "tui":
         from hvtui.tui.bench import main as bench_tui
         return bench_tui(args)

@@ -152,13 +152,15 @@ class RemoteMonitor(api.Monitor):
                     why = "the monitor sent a message over the size limit"
                     break
                 self._dispatch(wire.decode(line))
-        except (ConnectionError, OSError) as e:
+        except ConnectionError:
+            pass                            # reset or broken pipe: it went away all the same
+        except OSError as e:
             why = f"the connection to the monitor broke: {e}"
         finally:
             self.lost = why
             self._closed.set()
             self._fail_pending(why)
-            self._publish(api.Notice(f"{why}; guests in it are not shown any more" if self.mirror else why, "error"))
+            self._publish(api.Gone(why))
 
     def _dispatch(self, message: dict) -> None:
         if "console" in message:

@@ -251,8 +251,8 @@ async def cmd_console(monitor, args) -> int:
         elif isinstance(event, api.GuestRemoved) and event.name == name:
             why["text"] = f"{name} was removed"
             done.set()
-        elif isinstance(event, api.Notice) and event.severity == "error":
-            why.update(text=event.text, status=1)
+        elif isinstance(event, api.Gone):
+            why.update(text=event.reason, status=1)
             done.set()
         elif isinstance(event, api.Resync):
             out.write(b"\r\n[hvtui: this console fell behind; some output was not shown]\r\n")

@@ -28,6 +28,7 @@ from hvtui import api, images
 from hvtui.api import HVC, SERIAL, Boot, GuestSpec
 from hvtui.errors import ConfigError, HvError, StateError
 from hvtui.vmm import snapshot
+from hvtui.vmm.kvm import VmPool
 from hvtui.vmm.machine import Machine, MachineConfig, MachineSample, State
 
 log = logging.getLogger("hvtui")
@@ -163,6 +164,7 @@ class Guest:
         self.exits_history: collections.deque[float] = collections.deque(maxlen=RATE_HISTORY)
         self.cpu_times: dict[int, float] = {}
         self.resident_bytes = 0
+        self.ended = asyncio.Event()       # set on the loop once the machine reached an end state
         self.last_exit_at: dict[int, float] = {}   # vCPU -> when its exit count last moved
         self.silent_s = 0.0
         self.unowned_accesses = 0
@@ -301,7 +303,11 @@ class Guest:
 
 class Host:
     def __init__(self, log_dir: str | Path | None = None, sample_interval: float = 0.5,
-                 vcpu_nice: int = 0, console_nice: int = 0):
+                 vcpu_nice: int = 0, console_nice: int = 0, spare_vm: bool = True):
+        """spare_vm: keep a warmed VM ready for the next guest (a long-lived host); a
+        one-shot run does without, so nothing competes with its guest's start.
+        vcpu_nice, console_nice: niceness of vCPU threads (0: leave them), see _set_nice."""
+        VmPool.keep_spare = spare_vm
         self.log_dir = Path(log_dir) if log_dir else default_log_dir()
         self.sample_interval = sample_interval
         self.vcpu_nice, self.console_nice = vcpu_nice, console_nice
@@ -362,6 +368,7 @@ class Host:
         if state is not None and not state.live:
             self._drain(guest)   # the last words of the guest come before its end
             self._log_end(guest)
+            guest.ended.set()
         if state == State.RUNNING:
             self._set_nice(guest)
         self._changed(guest, None)
@@ -647,12 +654,13 @@ class Host:
 
     async def wait_until_ended(self, name: str, timeout: float | None = None) -> Guest:
         guest = self.get(name)
-        deadline = None if timeout is None else self._loop.time() + timeout
-        while guest.state.live:
-            if deadline is not None and self._loop.time() > deadline:
-                raise TimeoutError(f"{name} still {guest.state.value} after {timeout}s")
-            await asyncio.sleep(0.01)
-        await asyncio.to_thread(guest.machine.join, 5.0)
+        if guest.state.live:
+            try:
+                await asyncio.wait_for(guest.ended.wait(), timeout)
+            except asyncio.TimeoutError:
+                raise TimeoutError(f"{name} still {guest.state.value} after {timeout}s") from None
+        if not guest.machine.join(0):
+            await asyncio.to_thread(guest.machine.join, 5.0)
         self._drain(guest)
         return guest
 

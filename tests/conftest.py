@@ -3,6 +3,10 @@ with the reason, unless HVTUI_REQUIRE_KVM=1 (CI), where a skip would hide a fail
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import tempfile
+import time
 
 import pytest
 import pytest_asyncio
@@ -35,3 +39,50 @@ async def host(tmp_path):
     from hvtui.host import Host
     async with Host(log_dir=tmp_path / "logs", sample_interval=0.2) as h:
         yield h
+
+
+@pytest.fixture(autouse=True)
+def _private_xdg(tmp_path, monkeypatch):
+    """Every test gets its own XDG runtime, state and data folders (a short runtime path:
+    a Unix socket's path is limited to 108 bytes), so that a monitor a test starts is its
+    own. A test that leaves a monitor running fails, and the monitor is stopped."""
+    runtime = tempfile.mkdtemp(prefix="hv", dir="/tmp")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", runtime)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    yield runtime
+    left = stop_monitor_in(runtime)
+    shutil.rmtree(runtime, ignore_errors=True)
+    if left:
+        pytest.fail(f"the test left a monitor running (pid {left}); it was stopped")
+
+
+def stop_monitor_in(runtime: str) -> int | None:
+    """The pid of a monitor still holding the lock under runtime (then killed), or None."""
+    import fcntl
+    lock = os.path.join(runtime, "hvtui", "monitor.lock")
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return None                       # nobody holds it: no monitor
+        except OSError:
+            pass
+        pid = int(os.pread(fd, 32, 0).split()[0])
+    finally:
+        os.close(fd)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            break
+        for _ in range(100):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return pid
+            time.sleep(0.05)
+    return pid

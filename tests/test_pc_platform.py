@@ -90,3 +90,31 @@ def test_a_pc_guest_snapshots_and_restores(tmp_path):
     r = subprocess.run([sys.executable, "-m", "hvtui", "run", str(snap), "--name", "again",
                         "--log-dir", str(tmp_path), "--timeout", "1"], capture_output=True, timeout=60)
     assert r.returncode == 124, r.stderr
+
+
+def uart_interrupt_kernel() -> bytes:
+    """A PVH kernel with an IDT: the 8259 PIC remapped to vector 0x20 with only IRQ 4
+    unmasked, the UART's THR-empty interrupt enabled, then sti; hlt. The handler for
+    vector 0x24 writes 0x44 to the debug-exit port: the status says the 16550A's IRQ 4
+    reached the CPU through the PIC and the LAPIC in virtual-wire mode."""
+    import struct
+    base, handler, idt, idtr, vector = 0x100000, 0x80, 0x100, 0x240, 0x24      # kernels.pvh loads at 1 MiB
+    pic = b"".join(bytes([0xB0, value, 0xE6, port]) for port, value in (
+        (0x20, 0x11), (0xA0, 0x11), (0x21, 0x20), (0xA1, 0x28), (0x21, 0x04), (0xA1, 0x02),
+        (0x21, 0x01), (0xA1, 0x01), (0x21, 0xEF), (0xA1, 0xFF)))
+    code = (bytes([0xBC]) + struct.pack("<I", base + 0x10000)              # mov $stack,%esp
+            + bytes([0x0F, 0x01, 0x1D]) + struct.pack("<I", base + idtr)    # lidt idtr
+            + pic + dx(0x3F9) + out_al(0x02)                              # IER: THR empty
+            + bytes([0xFB, 0xF4, 0xEB, 0xFD]))                            # sti; 1: hlt; jmp 1b
+    body = bytearray(0x250)
+    body[:len(code)] = code
+    body[handler:handler + 7] = bytes([0xB0, 0x44, 0xE6, 0xF4, 0xF4, 0xEB, 0xFD])
+    entry = base + handler
+    struct.pack_into("<HHBBH", body, idt + 8 * vector, entry & 0xFFFF, 0x20, 0, 0x8E, entry >> 16)
+    struct.pack_into("<HI", body, idtr, 8 * (vector + 1) - 1, base + idt)
+    return bytes(body)
+
+
+def test_the_uart_interrupts_through_the_pic(tmp_path):
+    r = run(tmp_path, uart_interrupt_kernel())
+    assert r.returncode == 0x44, r.stderr

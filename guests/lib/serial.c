@@ -52,7 +52,7 @@ int hv_getc(void)
         hv_console_unlock();
         if (c >= 0)
             return c;
-        outl(HV_PORT_IDLE, 100000);   /* idle until input arrives (or 100 ms): no host CPU spent */
+        outl(HV_PORT_IDLE, 1000000);  /* idle until input arrives (or 1 s): no host CPU spent */
     }
 }
 

@@ -99,6 +99,9 @@ class HvtuiApp(App):
                 self.notify(f"{g.name} crashed: {reason}", title="Guest crashed", severity="error", timeout=15)
         if isinstance(event, api.Notice):
             self.notify(event.text, severity=event.severity, timeout=10)
+        if isinstance(event, api.Gone):
+            self.exit(message=f"hvtui: {event.reason}")
+            return
         for screen in self.screen_stack:
             handler = getattr(screen, "monitor_event", None)
             if handler is not None:

@@ -228,7 +228,11 @@ def _struct(ctype: str, blob: bytes):
 
 class VmPool:
     """One warmed VM kept ready (Vm.warm: KVM-PVM charges 6-10 ms for a VM's first memory
-    slot), so a restore or a new guest does not pay it; a thread prepares the next."""
+    slot), so a restore or a new guest does not pay it; a thread prepares the next. With
+    keep_spare off (a one-shot run) a VM is made when asked, and not warmed: its own first
+    slot pays the cost once instead of twice."""
+
+    keep_spare = True
 
     def __init__(self, kvm: Kvm):
         self.kvm = kvm
@@ -248,8 +252,9 @@ class VmPool:
         with self._lock:
             vm, self._spare = self._spare, None
         if vm is None:
-            vm = self._fresh()
-        self._refill()
+            vm = self._fresh() if self.keep_spare else Vm(self.kvm)
+        if self.keep_spare:
+            self._refill()
         return vm
 
     def _refill(self) -> None:

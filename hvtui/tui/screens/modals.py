@@ -62,26 +62,27 @@ class NewGuestScreen(ModalScreen[GuestSpec | None]):
         self.image = image if image in images.BUILTINS else "counter"
 
     def compose(self):
-        with Vertical(id="new-guest", classes="dialog"):
+        with VerticalScroll(id="new-guest", classes="dialog"):
             yield Label("New guest", classes="dialog-title")
             with Grid(id="new-guest-form"):
                 yield Label("Image")
                 yield Select([(f"{n} - {b.description}", n) for n, b in images.BUILTINS.items()],
-                             value=self.image, allow_blank=False, id="image")
+                             value=self.image, allow_blank=False, compact=True, id="image")
                 yield Label("or a kernel")
-                yield Input(placeholder="path: bzImage, vmlinux (PVH), Multiboot 1/2", id="kernel",
-                            suggester=PathSuggester())
+                yield Input(compact=True, placeholder="path: bzImage, vmlinux (PVH), Multiboot 1/2",
+                            id="kernel", suggester=PathSuggester())
                 yield Label("Initrd/modules")
-                yield Input(placeholder="FILE[,FILE ARGS...] (Linux initramfs, Multiboot modules)", id="initrd",
-                            suggester=PathSuggester())
+                yield Input(compact=True, placeholder="FILE[,FILE ARGS...] (Linux initramfs, Multiboot modules)",
+                            id="initrd", suggester=PathSuggester())
                 yield Label("Memory (MiB)")
-                yield Input("64", id="memory", type="integer")
+                yield Input("64", compact=True, id="memory", type="integer")
                 yield Label("vCPUs")
-                yield Input("1", id="vcpus", type="integer")
+                yield Input("1", compact=True, id="vcpus", type="integer")
                 yield Label("Name")
-                yield Input(placeholder="automatic", id="name")
+                yield Input(compact=True, placeholder="automatic", id="name")
                 yield Label("Append")
-                yield Input(placeholder="the kernel's command line (default: the image's)", id="cmdline")
+                yield Input(compact=True, placeholder="the kernel's command line (default: the image's)",
+                            id="cmdline")
             yield Static("", id="new-guest-error", classes="dialog-error")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Create", variant="primary", id="create")

@@ -1,0 +1,85 @@
+"""`hvtui bench startup`: how long a one-shot guest takes, as a user feels it.
+
+The same tiny PVH kernel (tinykernel.py: one line on COM1, then the debug-exit port) is
+run by `hvtui run` and, when it is installed, by `qemu-system-x86_64 -M microvm`, each as
+a fresh process, interleaved, --runs times. Measured from the process's start: the time to
+the guest's first line on stdout, and to the process's exit. Medians; ratio = hvtui / QEMU.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from hvtui.bench.tinykernel import LINE, pvh_hello
+from hvtui.vmm.kvm import Kvm
+
+QEMU = "qemu-system-x86_64"
+
+
+def hvtui_command(kernel: str, log_dir: str) -> list[str]:
+    return [sys.executable, "-m", "hvtui", "run", kernel, "--log-dir", log_dir]
+
+
+def qemu_command(kernel: str) -> list[str]:
+    return [QEMU, "-M", "microvm", "-enable-kvm", "-cpu", "host", "-m", "64", "-nodefaults",
+            "-no-user-config", "-nographic", "-serial", "stdio", "-kernel", kernel,
+            "-device", "isa-debug-exit,iobase=0xf4,iosize=4"]
+
+
+def time_one(cmd: list[str]) -> tuple[float, float]:
+    """(ms to the first line on stdout, ms to exit)."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    first = p.stdout.readline()
+    t_first = time.perf_counter()
+    p.stdout.read()
+    p.wait()
+    t_exit = time.perf_counter()
+    if LINE.strip() not in first:
+        raise RuntimeError(f"{cmd[0]}: the guest's line did not come out (got {first[:60]!r})")
+    return (t_first - t0) * 1e3, (t_exit - t0) * 1e3
+
+
+def measure(runs: int = 7) -> dict:
+    kvm = Kvm.get()
+    has_qemu = shutil.which(QEMU) is not None
+    with tempfile.TemporaryDirectory(prefix="hvtui-bench-startup-") as d:
+        kernel = os.path.join(d, "hello-pvh.elf")
+        with open(kernel, "wb") as f:
+            f.write(pvh_hello())
+        ours, theirs = [], []
+        for _ in range(runs):
+            ours.append(time_one(hvtui_command(kernel, d)))
+            if has_qemu:
+                theirs.append(time_one(qemu_command(kernel)))
+    med = statistics.median
+    out = {"kvm": kvm.kind, "runs": runs,
+           "hvtui_first_line_ms": round(med(t for t, _ in ours), 1),
+           "hvtui_ms": round(med(t for _, t in ours), 1),
+           "qemu_first_line_ms": None, "qemu_ms": None, "ratio": None}
+    if theirs:
+        out.update(qemu_first_line_ms=round(med(t for t, _ in theirs), 1), qemu_ms=round(med(t for _, t in theirs), 1))
+        out["ratio"] = round(out["hvtui_ms"] / out["qemu_ms"], 2)
+    return out
+
+
+def main(args) -> int:
+    r = measure(args.runs)
+    if args.json:
+        print(json.dumps(r))
+        return 0
+    print(f"KVM: {r['kvm']}   {r['runs']} interleaved runs of the same tiny PVH kernel, medians")
+    print(f"  hvtui run          first line {r['hvtui_first_line_ms']:7.1f} ms   exit {r['hvtui_ms']:7.1f} ms")
+    if r["qemu_ms"] is None:
+        print(f"  {QEMU} is not installed: no reference in this run")
+    else:
+        print(f"  QEMU -M microvm    first line {r['qemu_first_line_ms']:7.1f} ms   exit {r['qemu_ms']:7.1f} ms")
+        print(f"  ratio hvtui / QEMU (to exit) {r['ratio']:.2f}")
+    sys.stdout.flush()
+    return 0
