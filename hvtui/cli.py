@@ -263,6 +263,15 @@ class StdinFeeder:
         if self.task:
             self.task.cancel()
 
+    async def finish(self, timeout: float = 2.0) -> None:
+        """Stop reading; let what was read reach the guest (at most timeout seconds)."""
+        self._pause()
+        if self.task and not self.task.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(self.task), timeout)
+            except (asyncio.TimeoutError, HvError):
+                self.task.cancel()
+
     def _pause(self) -> None:
         if self.reading:
             with contextlib.suppress(Exception):

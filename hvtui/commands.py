@@ -275,6 +275,7 @@ async def cmd_console(monitor, args) -> int:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             for t in waiters:
                 t.cancel()
+            await feeder.finish()               # keys typed before Ctrl-] still go
         else:
             await asyncio.sleep(0.2)        # the replay of an ended guest's last words
         feeder.stop()

@@ -147,6 +147,7 @@ class Machine:
         self._stopping = False       # the vCPUs must leave
         self._user_paused = False    # the user's pause (state PAUSED)
         self._quiesce = 0            # the monitor's own requests to hold the vCPUs (not a state)
+        self.holds = 0               # how many times the monitor held them (snapshots, watchdog looks)
         self._parked: set[int] = set()
         self._threads: list[threading.Thread] = []
         self._silent_since: dict[int, tuple[int, float]] = {}
@@ -300,6 +301,7 @@ class Machine:
             if not self.state.live:
                 raise StateError(f"{self.name} is {self.state.value}; it has no vCPUs to hold")
             self._quiesce += 1
+            self.holds += 1
         try:
             self._wait_parked(timeout)
             yield

@@ -217,3 +217,11 @@ class AtaControl:
 
     def write(self, offset: int, size: int, value: int) -> None:
         self.ata.control_write(value)
+
+    # the register's state is the disk's (AtaDisk.save): nothing of its own to save
+    def save(self) -> dict:
+        return {}
+
+    def restore(self, state: dict) -> None:
+        if state:
+            raise ValueError(f"ATA control: unexpected state {sorted(state)}")
