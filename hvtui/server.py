@@ -83,16 +83,13 @@ class Session:
         self.inflight = asyncio.Semaphore(MAX_INFLIGHT)
         self.tasks: set[asyncio.Task] = set()
         self.closed = False
-        self.unsubscribe = None
 
     # ---- out ----
     def send(self, message: dict, kind: str = "reply") -> None:
         """Queue a message. Replies always go; events and console output are dropped while
         the client is behind (it is resynchronised when it catches up)."""
-        if self.closed:
-            return
-        if kind != "reply" and self.behind:
-            self.behind += 1
+        if self.closed or (kind != "reply" and self.behind):
+            self.behind += 1 if self.behind else 0
             return
         try:
             line = wire.encode(message)
@@ -102,6 +99,15 @@ class Session:
                 return
             line = wire.encode({"id": message.get("id"), "ok": False,
                                 "error": {"type": "ConfigError", "message": str(e)}})
+        self.send_line(line, kind)
+
+    def send_line(self, line: bytes, kind: str) -> None:
+        """Queue an encoded message (an event is encoded once for every client)."""
+        if self.closed:
+            return
+        if kind != "reply" and self.behind:
+            self.behind += 1
+            return
         if kind == "stats":            # only the newest stats tick matters
             for i, (k, old) in enumerate(self.queue):
                 if k == "stats":
@@ -208,8 +214,6 @@ class Session:
         self.closed = True
         self.wakeup.set()
         self.room.set()
-        if self.unsubscribe:
-            self.unsubscribe()
         for unwatch in self.watches.values():
             with contextlib.suppress(Exception):
                 unwatch()
@@ -218,10 +222,6 @@ class Session:
             self.writer.close()
         self.server.sessions.discard(self)
 
-    # ---- events ----
-    def on_event(self, event: api.Event) -> None:
-        kind = "stats" if isinstance(event, api.StatsTick) else "event"
-        self.send({"event": api.to_wire(event)}, kind)
 
     # ---- the ops: one per api.Monitor command ----
     @property
@@ -234,9 +234,7 @@ class Session:
 
     async def op_hello(self, args: dict):
         """Start receiving events; the guests as they are now (atomically with it)."""
-        if not self.subscribed:
-            self.subscribed = True
-            self.unsubscribe = self.monitor.subscribe(self.on_event)
+        self.subscribed = True
         return {"protocol": wire.PROTOCOL, "pid": os.getpid(),
                 "guests": [api.to_wire(g) for g in self.monitor.guests()]}
 
@@ -353,8 +351,23 @@ class Server:
         self.monitor.embedded = False
         self.sessions: set[Session] = set()
         self.stop = asyncio.Event()
+        self.host.subscribe(self.on_event)
         self._lock_fd = -1
         self._server: asyncio.AbstractServer | None = None
+
+    def on_event(self, event: api.Event) -> None:
+        """Every event to every subscribed client, encoded once."""
+        listeners = [s for s in self.sessions if s.subscribed and not s.closed]
+        if not listeners:
+            return
+        try:
+            line = wire.encode({"event": api.to_wire(event)})
+        except wire.WireError as e:
+            log.warning("an event too large to send: %s", e)
+            return
+        kind = "stats" if isinstance(event, api.StatsTick) else "event"
+        for s in listeners:
+            s.send_line(line, kind)
 
     def take_lock(self) -> bool:
         """The user's one monitor: False when another holds the lock (it is running)."""

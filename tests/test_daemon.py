@@ -335,3 +335,12 @@ async def test_a_client_that_stops_reading_is_resynchronised(tmp_path, monkeypat
         slow.close()
     finally:
         await srv.close()
+
+
+def test_bench_api_runs():
+    """`hvtui bench api` end to end on a small load; its figures are reported, not asserted."""
+    r = hvtui("bench", "api", "--guests", "2", "--clients", "2", "--seconds", "1", "--json", timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["socket"]["error_count"] == 0 and out["socket"]["get"]["n"] > 0 and out["socket"]["event"]["n"] > 0
+    assert {"get", "list", "event"} <= set(out["in_process"]) and out["ratio_median"]["get"] is not None
