@@ -519,6 +519,30 @@ def snapshot_info(path: str) -> dict:
     return snapshot.verify(path, Kvm.get())
 
 
+def log_to_file(path=None):
+    """Send the monitor's "hvtui" log (errors with tracebacks) to its file
+    ($XDG_STATE_HOME/hvtui/hvtui.log unless path): once per process and path."""
+    import logging
+    import logging.handlers
+    from pathlib import Path
+
+    from hvtui import paths
+    log = logging.getLogger("hvtui")
+    path = Path(path or paths.monitor_log()).absolute()
+    for h in log.handlers:
+        if isinstance(h, logging.handlers.RotatingFileHandler) and Path(h.baseFilename) == path:
+            return h
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.handlers.RotatingFileHandler(path, maxBytes=1 << 20, backupCount=2)
+    except OSError:
+        return None
+    handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    return handler
+
+
 def serve(detach: bool = False, quiet: bool = False, vcpu_nice: int = 19, console_nice: int = 10) -> int:
     """Be the user's monitor (`hvtui serve`) until kill-server or a signal; exit status."""
     from hvtui.server import main

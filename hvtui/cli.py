@@ -418,6 +418,16 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         return EXIT_INTERRUPT
+    except Exception as e:          # a bug: one line here, the traceback in the monitor's log
+        import logging
+        import traceback
+        from hvtui import paths
+        handler = api.log_to_file()
+        logging.getLogger("hvtui").error("hvtui %s failed:\n%s", " ".join(sys.argv[1:]),
+                                         "".join(traceback.format_exception(e)))
+        where = f" (traceback in {paths.monitor_log()})" if handler else ""
+        _say(f"unexpected error: {type(e).__name__}: {e}{where}")
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ import contextlib
 import errno
 import fcntl
 import logging
-import logging.handlers
 import os
 import signal
 import socket
@@ -434,18 +433,6 @@ class Server:
             self._lock_fd = -1
 
 
-def setup_logging(path: Path) -> logging.Handler | None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(path, maxBytes=1 << 20, backupCount=2)
-    except OSError:
-        return None
-    handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(message)s"))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    return handler
-
-
 async def _main(detach: bool, quiet: bool, vcpu_nice: int, console_nice: int) -> int:
     server = Server(vcpu_nice=vcpu_nice, console_nice=console_nice)
     if not server.take_lock():
@@ -473,5 +460,5 @@ def main(detach: bool = False, quiet: bool = False, vcpu_nice: int = 19, console
     """`hvtui serve`: run the monitor here until kill-server or a signal."""
     from hvtui.vmm.kvm import Kvm
     Kvm.get()                              # no KVM: one line now, not a daemon that cannot work
-    setup_logging(paths.monitor_log())
+    api.log_to_file()
     return asyncio.run(_main(detach, quiet, vcpu_nice, console_nice))

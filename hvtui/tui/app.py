@@ -68,7 +68,11 @@ class HvtuiApp(App):
         keymap.setdefault("console.detach", self.config.detach_key)
         keymap.setdefault("console.prefix", self.config.prefix_key)
         self.set_keymap(keymap)
-        await self.monitor.open()
+        try:
+            await self.monitor.open()
+        except HvError as e:
+            self.exit(return_code=1, message=f"hvtui: {e}")
+            return
         self._unsubscribe = self.monitor.subscribe(self.on_monitor_event)
         self.push_screen(DashboardScreen())
         self.run_worker(self.start_fleet(), name="fleet", group="fleet")
@@ -401,6 +405,7 @@ def run_tui(args) -> int:
     for spec in specs or DEFAULT_FLEET:
         images.resolve(spec.image)
     if getattr(args, "embedded", False):
+        api.log_to_file()                 # the monitor is here: its log too
         app = HvtuiApp(specs=specs, config=config)
     else:
         from hvtui import client
