@@ -247,6 +247,8 @@ async def _serve_gdb(host, guest, args) -> None:
         elif args.verbose and ("attached" in event.info or "detached" in event.info):
             what = "attached" if "attached" in event.info else "detached"
             _say(f"{guest.name}: gdb {what} ({event.info[what]})")
+        elif args.verbose and "stopped" in event.info:
+            _say(f"{guest.name}: stopped by gdb: {event.info['stopped']}")
     host.subscribe(on_event)
 
 

@@ -138,3 +138,42 @@ def thread_id(text: bytes) -> int:
     if text == b"-1":
         return -1
     return hex_int(text, 1 << 32)
+
+
+# ---- command arguments (pure: the fuzz target runs them on whatever it finds) ----
+def parse_span(text: bytes) -> tuple[int, int]:
+    """ADDR,LENGTH of an m or M packet."""
+    addr, sep, length = text.partition(b",")
+    if not sep:
+        raise ProtocolError("expected ADDR,LENGTH")
+    return hex_int(addr), hex_int(length)
+
+
+def parse_breakpoint(body: bytes) -> tuple[int, int, int]:
+    """TYPE,ADDR,KIND of a Z or z packet (conditions after ';' are ignored)."""
+    fields = body.split(b";", 1)[0].split(b",")
+    if len(fields) != 3:
+        raise ProtocolError("expected TYPE,ADDR,KIND")
+    return hex_int(fields[0], 5), hex_int(fields[1]), hex_int(fields[2], 1 << 16)
+
+
+def parse_vcont(body: bytes, threads: int) -> dict[int, str]:
+    """vCont's actions (after "vCont;") for threads 1..threads, as {index: 'c' or 's'}.
+    The leftmost action naming a thread (or all of them) applies to it; threads no action
+    names stay stopped. Signals (C, S) are accepted and not delivered."""
+    actions: dict[int, str] = {}
+    for part in body.split(b";"):
+        act, _, tid = part.partition(b":")
+        if not act or chr(act[0]) not in "cCsS":
+            raise ProtocolError(f"unsupported vCont action {act[:8]!r}")
+        if act[:1] in (b"C", b"S"):
+            hex_int(act[1:], 256)
+        elif len(act) != 1:
+            raise ProtocolError(f"malformed vCont action {act[:8]!r}")
+        t = thread_id(tid) if tid else -1
+        if t > threads:
+            raise ProtocolError(f"no thread {t:x}")
+        targets = range(threads) if t == -1 else [t - 1 if t > 0 else 0]
+        for i in targets:
+            actions.setdefault(i, "s" if act[:1] in (b"s", b"S") else "c")
+    return actions

@@ -15,7 +15,8 @@ import contextlib
 from hvtui.errors import GuestMemoryError, HvError, StateError
 from hvtui.gdb import monitor
 from hvtui.gdb.packets import (BAD_CHECKSUM, INTERRUPTED, MAX_PACKET, PACKET, TOO_LONG, PacketReader,
-                               ProtocolError, frame, hex_bytes, hex_int, thread_id)
+                               ProtocolError, frame, hex_bytes, hex_int, parse_breakpoint, parse_span,
+                               parse_vcont, thread_id)
 from hvtui.gdb.target import BY_NAME, REGISTERS, TARGET_XML, RegisterFile, thread_description
 from hvtui.vmm.debug import DebugRefused, StopEvent
 from hvtui.vmm.machine import State
@@ -384,14 +385,8 @@ class Session:
         regs.flush()
         return b"OK"
 
-    def _span(self, text: bytes) -> tuple[int, int]:
-        addr, sep, length = text.partition(b",")
-        if not sep:
-            raise ProtocolError("expected ADDR,LENGTH")
-        return hex_int(addr), hex_int(length)
-
     def _read_memory(self, body: bytes) -> bytes:
-        addr, length = self._span(body)
+        addr, length = parse_span(body)
         if not self.can_touch_vcpus():
             raise StateError("the guest is running")
         data = self.debug.read_memory(addr, min(length, MAX_MEMORY), self._vcpu_of(self.g_thread))
@@ -401,7 +396,7 @@ class Session:
 
     def _write_memory(self, body: bytes) -> bytes:
         span, sep, hexdata = body.partition(b":")
-        addr, length = self._span(span)
+        addr, length = parse_span(span)
         data = hex_bytes(hexdata)
         if not sep or len(data) != length:
             raise ProtocolError("M: the data does not match its length")
@@ -415,10 +410,7 @@ class Session:
 
     # ---- breakpoints ----
     def _breakpoint(self, insert: bool, body: bytes) -> bytes:
-        fields = body.split(b";", 1)[0].split(b",")
-        if len(fields) != 3:
-            raise ProtocolError("expected TYPE,ADDR,KIND")
-        ztype, addr, length = hex_int(fields[0], 5), hex_int(fields[1]), hex_int(fields[2], 1 << 16)
+        ztype, addr, length = parse_breakpoint(body)
         if self.ended:
             return self._error("the guest has ended")
         if insert:
@@ -432,32 +424,11 @@ class Session:
         if pkt == b"vCont?":
             return b"vCont;c;C;s;S"
         if pkt.startswith(b"vCont;"):
-            return await self._resume(self._vcont_actions(pkt[len(b"vCont;"):]))
+            return await self._resume(parse_vcont(pkt[len(b"vCont;"):], len(self.machine.vcpus)))
         if pkt.startswith(b"vKill"):
             await self._kill()
             return b"OK"
         return b""
-
-    def _vcont_actions(self, body: bytes) -> dict[int, str]:
-        """The leftmost action naming a thread (or all of them) applies to it; threads no
-        action names stay stopped. Signals (C, S) are accepted and not delivered."""
-        n = len(self.machine.vcpus)
-        actions: dict[int, str] = {}
-        for part in body.split(b";"):
-            act, _, tid = part.partition(b":")
-            if not act or chr(act[0]) not in "cCsS":
-                raise ProtocolError(f"unsupported vCont action {act[:8]!r}")
-            if act[:1] in (b"C", b"S"):
-                hex_int(act[1:], 256)
-            elif len(act) != 1:
-                raise ProtocolError(f"malformed vCont action {act[:8]!r}")
-            t = thread_id(tid) if tid else -1
-            if t > n:
-                raise ProtocolError(f"no thread {t:x}")
-            targets = range(n) if t == -1 else [t - 1 if t > 0 else 0]
-            for i in targets:
-                actions.setdefault(i, "s" if act[:1] in (b"s", b"S") else "c")
-        return actions
 
     async def _legacy_resume(self, c: bytes, body: bytes) -> bytes | None:
         if c in (b"C", b"S"):

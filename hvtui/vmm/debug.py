@@ -34,7 +34,7 @@ class DebugRefused(HvError):
 @dataclass(frozen=True)
 class DebugCaps:
     """What guest debugging this host's KVM offers (found at run time)."""
-    host: str                 # "KVM-PVM (no VT-x/AMD-V)" or "KVM"
+    host: str                 # "KVM-PVM, without VT-x/AMD-V" or "KVM"
     guest_debug: bool         # KVM_CAP_SET_GUEST_DEBUG
     singlestep: bool
     hw_breakpoints: int       # debug-register slots for execution breakpoints
@@ -67,7 +67,7 @@ def host_caps(kvm) -> DebugCaps:
     pvm = kvm.is_pvm
     hw = has and bool(flags & lib.KVM_GUESTDBG_USE_HW_BP)
     return DebugCaps(
-        host="KVM-PVM (no VT-x/AMD-V)" if pvm else "KVM",
+        host="KVM-PVM, without VT-x/AMD-V" if pvm else "KVM",
         guest_debug=has,
         singlestep=has and bool(flags & lib.KVM_GUESTDBG_SINGLESTEP),
         hw_breakpoints=HW_SLOTS if hw else 0,
