@@ -110,6 +110,7 @@ class GuestDebug:
         self._lock = threading.Lock()
         self._event: StopEvent | None = None
         self._applied: dict[int, tuple] = {}
+        self.stops = 0                # stops so far (a new one changes what a view shows)
 
     # ---- attach, detach ----
     def attach(self) -> None:
@@ -150,6 +151,7 @@ class GuestDebug:
         with self._lock:
             if self._event is None:
                 self._event = StopEvent(vcpu, "interrupt")
+                self.stops += 1
             return self._event
 
     def take_event(self) -> StopEvent | None:
@@ -176,6 +178,7 @@ class GuestDebug:
             first = self._event is None
             if first:
                 self._event = event
+                self.stops += 1
             listener = self.listener
         if first and listener is not None:
             listener()
