@@ -232,10 +232,11 @@ class Session:
             self.no_ack = True
 
     def _error(self, message: str, text: bool = False) -> bytes:
-        """E01, or the message where the client shows it: error-message+ (gdb 14 on) or a
-        Z reply of the form E.hvtui.<message>, which gdb 13 prints for hardware breakpoints."""
+        """E01, or the message where the client shows it: to a client that takes textual
+        errors (error-message+ in its qSupported, gdb after 13), or a Z reply of the form
+        E.hvtui.<message>, which gdb 13 prints for hardware breakpoints."""
         message = message.replace("\n", " ")[:200]
-        if "error-message+" in self.features:
+        if self.features & {"error-message+", "error_message+"}:
             return b"E." + message.encode(errors="replace")
         if text:
             return b"E.hvtui." + message.encode(errors="replace")
