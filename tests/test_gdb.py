@@ -20,8 +20,8 @@ import pytest
 
 from hvtui import images
 
-pytestmark = [pytest.mark.kvm,
-              pytest.mark.skipif(shutil.which("gdb") is None, reason="gdb is not installed (apt-get install gdb)")]
+pytestmark = pytest.mark.kvm
+needs_gdb = pytest.mark.skipif(shutil.which("gdb") is None, reason="gdb is not installed (apt-get install gdb)")
 
 GDBTEST = images.resolve("gdbtest")
 SOURCE = Path(__file__).parent.parent / "guests" / "pc" / "gdbtest.c"
@@ -114,6 +114,7 @@ def values(out: str) -> list[str]:
 
 
 # ---- the issue's "must show" ----
+@needs_gdb
 def test_breakpoint_step_next_variable_register_and_exit(guest):
     g = guest("--gdb-wait")
     loop_line = source_line("u64 counter = tick(i);")
@@ -144,6 +145,7 @@ def test_breakpoint_step_next_variable_register_and_exit(guest):
     assert "gdbtest: value 99\n" in console          # the register we set is what it printed
 
 
+@needs_gdb
 def test_ctrl_c_stops_a_running_guest_and_continue_loses_nothing(guest):
     g = guest("--gdb-wait", "--append", "ticks=25 delay=100")
     proc = subprocess.Popen(gdb_args(g.port, ["continue", "p gdb_counter", "info threads", "continue"]),
@@ -166,6 +168,7 @@ def test_ctrl_c_stops_a_running_guest_and_continue_loses_nothing(guest):
     assert lines == [f"tick {i} counter {i * (i + 1) // 2}" for i in range(1, 26)]
 
 
+@needs_gdb
 def test_gdb_wait_holds_the_guest_before_its_first_instruction(guest):
     g = guest("--gdb-wait")
     time.sleep(1.0)
@@ -179,6 +182,7 @@ def test_gdb_wait_holds_the_guest_before_its_first_instruction(guest):
     assert g.console().startswith("gdbtest: start\n")
 
 
+@needs_gdb
 def test_a_second_client_is_refused_and_detach_lets_the_guest_run_on(guest):
     g = guest("--gdb-wait", "--append", "ticks=6 delay=50")
     first = subprocess.Popen(gdb_args(g.port, ["break tick", "continue", "shell sleep 4", "detach"]),
@@ -196,6 +200,7 @@ def test_a_second_client_is_refused_and_detach_lets_the_guest_run_on(guest):
     assert "tick 6 counter 21\ngdbtest: value 42\n" in g.console()
 
 
+@needs_gdb
 def test_a_debugger_that_vanishes_leaves_the_guest_running(guest):
     g = guest("--gdb-wait", "--append", "ticks=4")
     proc = subprocess.Popen(gdb_args(g.port, ["break tick", "continue", "python import time; time.sleep(60)"]),
@@ -213,6 +218,7 @@ def test_a_debugger_that_vanishes_leaves_the_guest_running(guest):
 
 
 # ---- what the host can and cannot do ----
+@needs_gdb
 def test_refusals_are_said(guest):
     """Four hardware slots; then gdb shows the reason for hbreak, and hvtui's stderr and
     `monitor host` for what gdb 13 shows no reason for (a breakpoint, a watchpoint)."""
@@ -230,6 +236,7 @@ def test_refusals_are_said(guest):
     assert g.finish() == 0
 
 
+@needs_gdb
 def test_on_this_host_breakpoints_take_a_slot_and_watchpoints_are_refused(guest):
     caps = kvm_caps()
     if caps.watchpoints or caps.sw_breakpoints:
@@ -247,6 +254,7 @@ def test_on_this_host_breakpoints_take_a_slot_and_watchpoints_are_refused(guest)
     assert g.finish() == 0
 
 
+@needs_gdb
 def test_cpl3_code_cannot_be_stepped_here(guest):
     """The tiny guests run at CPL 3, which KVM-PVM neither steps nor stops: gdb is told."""
     caps = kvm_caps()
@@ -260,6 +268,7 @@ def test_cpl3_code_cannot_be_stepped_here(guest):
     g.wait_for("count 8")                           # detached: it counts on
 
 
+@needs_gdb
 def test_watchpoints_fire_where_the_host_can(guest):
     caps = kvm_caps()
     if not caps.watchpoints:
@@ -270,6 +279,7 @@ def test_watchpoints_fire_where_the_host_can(guest):
     assert g.finish() == 0
 
 
+@needs_gdb
 def test_int3_breakpoints_where_the_host_can(guest):
     caps = kvm_caps()
     if not caps.sw_breakpoints:
@@ -283,6 +293,7 @@ def test_int3_breakpoints_where_the_host_can(guest):
 
 
 # ---- threads and monitor commands ----
+@needs_gdb
 def test_one_thread_per_vcpu_and_monitor_commands(guest):
     """The SMP kernel (32-bit, so gdb is told the architecture, as with QEMU): each vCPU is a
     thread; the AP stops at its own breakpoint and the stop names it."""
@@ -358,3 +369,36 @@ def test_malformed_and_oversized_packets_get_error_replies(guest):
     assert sorted([c.reply(), c.reply()]) == [b"E01", b"W00"]   # it ran to its end, exit status 0
     assert g.finish() == 0
     assert "tick 2 counter 3\n" in g.console()
+
+
+@needs_gdb
+@pytest.mark.parametrize("image, mode", [("mb1", "protected mode"), ("mb2", "protected mode"),
+                                         ("pvh", "protected mode"), ("bzimage", "long mode")])
+def test_every_boot_protocol_stops_at_its_entry_and_steps(guest, image, mode):
+    """Whatever the protocol and CPU mode, gdb (here with no symbol file) stops at the entry
+    the loader chose, steps from there and lets the kernel run to its end."""
+    g = guest("--gdb-wait", image=image)
+    out = gdb(g.port, "info threads", "p/x $pc", "stepi", "p/x $pc", "continue", elf=None)
+    assert f"Thread 1 (vCPU 0, {mode}, CPL 0)" in out, out
+    before, after = (int(v, 16) for v in values(out)[:2])
+    assert 0 < after - before <= 15, out             # one instruction further
+    assert "exited normally" in out
+    assert g.finish() == 0
+    assert "boot: done" in g.console()
+
+
+def test_gdb_options_are_checked(tmp_path):
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "hvtui", "run", "gdbtest", "--log-dir", str(tmp_path), *args],
+                              capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    r = run("--gdb-wait")
+    assert r.returncode == 2 and "--gdb-wait needs --gdb [HOST:]PORT" in r.stderr
+    r = run("--gdb", "localhost:http")
+    assert r.returncode == 2 and "expected [HOST:]PORT with a port from 0 to 65535" in r.stderr
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        r = run("--gdb", str(busy.getsockname()[1]))
+    assert r.returncode == 1 and r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot listen on 127.0.0.1:" in lines[0] and "in use" in lines[0], lines

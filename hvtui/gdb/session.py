@@ -104,7 +104,7 @@ class Session:
             pass
         finally:
             with contextlib.suppress(Exception):
-                self._events.put_nowait((EOF, b""))
+                await self._events.put((EOF, b""))      # never dropped: the guest must be let go
 
     async def _send(self, payload: bytes) -> None:
         self.writer.write(frame(payload))
@@ -186,6 +186,17 @@ class Session:
             reply += f"{'watch' if event.kind == 'write' else 'awatch'}:{event.addr:x};"
         return reply.encode()
 
+    def _status(self) -> bytes:
+        """The answer to `?`: the last stop, or how the guest ended (a crash stays
+        inspectable: stopped with SIGSEGV on the vCPU that crashed)."""
+        m = self.machine
+        if self.ended or (not m.state.live and m.state != State.CRASHED):
+            return self._exit_reply()
+        if m.state == State.CRASHED and self.last_stop.reason != "crash":
+            self.last_stop = StopEvent(m.crash.vcpu if m.crash else 0, "crash")
+            self.g_thread = self.last_stop.vcpu + 1
+        return self._stop_reply(self.last_stop)
+
     def _exit_reply(self) -> bytes:
         """What gdb hears when the guest has ended: W (exit status), or X (a signal)."""
         m = self.machine
@@ -249,9 +260,7 @@ class Session:
         if c in (b"q", b"Q"):
             return await self._query(pkt)
         if c == b"?":
-            if self.ended:
-                return self._exit_reply()
-            return self._stop_reply(self.last_stop)
+            return self._status()
         if c == b"v":
             return await self._v(pkt)
         if c == b"H":
