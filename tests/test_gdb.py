@@ -402,3 +402,25 @@ def test_gdb_options_are_checked(tmp_path):
     assert r.returncode == 1 and r.stdout == ""
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot listen on 127.0.0.1:" in lines[0] and "in use" in lines[0], lines
+
+
+@needs_gdb
+def test_a_crash_stops_in_gdb_where_it_happened(guest):
+    g = guest("--gdb-wait", "--cmdline", "triple", image="crash")
+    out = gdb(g.port, "continue", "p/x $pc", "x/i $pc", "continue", elf=images.resolve("crash"))
+    assert re.search(r"hvtui: crash-\d+ crashed: triple fault \(vcpu 0, rip=0x([0-9a-f]+)\)", out), out
+    rip = re.search(r"rip=(0x[0-9a-f]+)", out).group(1)
+    assert "Program received signal SIGSEGV" in out and re.search(rf"0x0*{rip[2:]} in hv_crash \(\)", out)
+    assert values(out)[0] == rip                     # its registers and memory stay readable
+    assert "Program terminated with signal SIGSEGV" in out
+    assert g.finish() == 3
+
+
+@needs_gdb
+def test_kill_ends_the_guest(guest):
+    g = guest("--gdb-wait")
+    out = gdb(g.port, "break tick", "continue", "kill")
+    assert "[Inferior 1 (Remote target) killed]" in out
+    assert g.finish() == 0
+    assert "killed by the debugger" in g.stderr()
+    assert "tick 1" not in g.console()
