@@ -1,6 +1,7 @@
 """The gdb action of the TUI over a real guest and Debian's gdb: `g` starts the selected
 guest's server and says the line to type; while gdb holds the guest the dashboard says
-"debug" and shows its registers; when gdb leaves, the guest runs on."""
+"debug" and shows its registers, and the other guest goes on; when gdb leaves, the guest
+runs on."""
 from __future__ import annotations
 
 import asyncio
@@ -18,7 +19,8 @@ pytestmark = [pytest.mark.kvm,
 
 
 async def test_g_serves_gdb_and_the_dashboard_shows_the_debugger(tui):
-    async with tui([GuestSpec("counter", name="c1", memory_mib=16)]) as (app, pilot):
+    async with tui([GuestSpec("counter", name="c1", memory_mib=16),
+                    GuestSpec("counter", name="c2", memory_mib=16)]) as (app, pilot):
         await select(pilot, app, "c1")
         await press(pilot, "g")
         await wait_until(pilot, lambda: any("target remote 127.0.0.1:" in n for n in notes(app)),
@@ -35,9 +37,11 @@ async def test_g_serves_gdb_and_the_dashboard_shows_the_debugger(tui):
             await wait_until(pilot, lambda: "RIP 0x" in text_of(app.screen.query_one("#detail-registers")),
                              what="the registers of the stopped guest")
             assert any("attached to c1" in n for n in notes(app))
-            history = len(app.host.get("c1").history)
-            await pilot.pause(0.5)
+            history, other = len(app.host.get("c1").history), len(app.host.get("c2").history)
+            await wait_until(pilot, lambda: len(app.host.get("c2").history) > other + 20,
+                             what="the other guest counting on")
             assert len(app.host.get("c1").history) == history       # held: it prints nothing
+            assert cell(app, "c2", "state") == "running"
             out, _ = await asyncio.wait_for(gdb.communicate(), 30)
         finally:
             if gdb.returncode is None:
