@@ -110,7 +110,7 @@ class Session:
         self.writer.write(frame(payload))
         await self.writer.drain()
 
-    async def _ack(self, ok: bool = True) -> None:
+    def _ack(self, ok: bool = True) -> None:
         if not self.no_ack:
             self.writer.write(b"+" if ok else b"-")
 
@@ -218,9 +218,9 @@ class Session:
             if self.no_ack:
                 await self._send(self._error("bad packet checksum"))
             else:
-                await self._ack(False)
+                self._ack(False)
             return
-        await self._ack(True)
+        self._ack(True)
         if kind == TOO_LONG:
             await self._send(self._error(f"packet longer than {MAX_PACKET} bytes"))
             return
