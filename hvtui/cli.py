@@ -218,6 +218,10 @@ async def _run(args) -> int:
             return EXIT_ERROR
 
         m = guest.machine
+        server = host.gdb.get(guest.name)
+        if m.state == State.CRASHED and server is not None and server.client:
+            _say(f"{guest.name} crashed; gdb can look at it until it detaches")
+            await server.client_gone()
         if m.state == State.CRASHED:
             _say(f"{guest.name} crashed: {m.crash.summary()} (register dump in {guest.log_path})")
             if args.verbose:

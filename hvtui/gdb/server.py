@@ -110,6 +110,11 @@ class GdbServer:
             self._refusing -= 1
             writer.close()
 
+    async def client_gone(self) -> None:
+        """Wait until no debugger is attached."""
+        while self.session is not None:
+            await asyncio.sleep(0.1)
+
     async def close(self) -> None:
         """Stop listening, end the client's connection (telling gdb if the guest ended) and
         let the guest run on."""

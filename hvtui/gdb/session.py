@@ -47,6 +47,8 @@ class Session:
         self.regfiles: dict[int, RegisterFile] = {}
         self._events: asyncio.Queue = asyncio.Queue(maxsize=QUEUE)
         self._stopped = asyncio.Event()
+        self._told = asyncio.Event()         # gdb has heard of the last stop or end
+        self._told.set()
         self._loop = asyncio.get_running_loop()
         self._closed = False
 
@@ -115,10 +117,12 @@ class Session:
             self.writer.write(b"+" if ok else b"-")
 
     async def close(self) -> None:
-        """End the connection from the monitor's side (the guest was removed, hvtui quits)."""
-        if self.running and not self.machine.state.live and not self.ended:
-            with contextlib.suppress(Exception):
-                await self._send(self._exit_reply())
+        """End the connection from the monitor's side (the guest was removed, hvtui quits),
+        once gdb has heard how the guest ended."""
+        if not self.machine.state.live:
+            self._stopped.set()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._told.wait(), STOP_WAIT_S)
         self._closed = True
         with contextlib.suppress(Exception):
             self._events.put_nowait((EOF, b""))
@@ -152,6 +156,13 @@ class Session:
         self._stopped.clear()
         if not self.running:
             return
+        try:
+            await self._tell_stop()
+        finally:
+            if not self.running:
+                self._told.set()
+
+    async def _tell_stop(self) -> None:
         m = self.machine
         if not m.state.live:
             await asyncio.to_thread(m.join, STOP_WAIT_S)
@@ -476,9 +487,11 @@ class Session:
                                         f"({caps.host}) does not stop on breakpoints\n")
         self.regfiles.clear()
         self._stopped.clear()
+        self._told.clear()
         try:
             self.debug.resume(actions)
         except DebugRefused as e:
+            self._told.set()
             await self._console(f"hvtui: {e}\n")
             return b"E01"
         self.running = True
