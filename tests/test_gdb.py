@@ -194,7 +194,8 @@ def test_a_second_client_is_refused_and_detach_lets_the_guest_run_on(guest):
     finally:
         if first.poll() is None:
             first.kill()
-    assert re.search(r"Remote failure reply: E\.hvtui: guest gdbtest-\d+ already has a debugger attached", second), second
+    assert re.search(r"Remote failure reply: E\.hvtui: guest gdbtest-\d+ already has a debugger attached",
+                     second), second
     assert "Breakpoint 1, tick (n=1)" in out and "[Inferior 1 (Remote target) detached]" in out, out
     assert g.finish() == 0                          # the guest ran on to its end after the detach
     assert "tick 6 counter 21\ngdbtest: value 42\n" in g.console()
@@ -226,7 +227,8 @@ def test_refusals_are_said(guest):
     g = guest("--gdb-wait")
     out = gdb(g.port, "hbreak tick", "hbreak the_value", "hbreak kmain64", "hbreak pc_putc", "hbreak pc_dec",
               "continue", "delete 5", "rwatch gdb_counter", "continue", "monitor host", "delete", "continue")
-    assert "Cannot insert hardware breakpoint 5:Remote failure reply: all 4 hardware breakpoint slots are in use." in out
+    assert ("Cannot insert hardware breakpoint 5:Remote failure reply: "
+            "all 4 hardware breakpoint slots are in use.") in out
     assert "Could not insert hardware watchpoint" in out
     err = g.stderr()
     assert re.search(r"refused hardware breakpoint at 0x[0-9a-f]+: all 4 hardware breakpoint slots are in use", err)
