@@ -32,6 +32,14 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
 
 
+def _gdb_address(text: str) -> tuple[str, int]:
+    from hvtui.gdb.server import parse_address
+    try:
+        return parse_address(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hvtui", description="A Type-2 hypervisor you drive from a terminal.")
     p.add_argument("--fleet", metavar="FILE.toml", default=None,
@@ -64,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--snapshot-after", type=float, default=None, metavar="S",
                      help="take a live snapshot S seconds in (the guest goes on); needs --snapshot-to")
     run.add_argument("--snapshot-to", default=None, metavar="FILE", help="where --snapshot-after saves")
+    run.add_argument("--gdb", type=_gdb_address, default=None, metavar="[HOST:]PORT",
+                     help="serve the GDB remote protocol for this guest (127.0.0.1 unless HOST is given; "
+                          "port 0 picks a free one)")
+    run.add_argument("--gdb-wait", action="store_true",
+                     help="with --gdb: hold the guest before its first instruction until gdb continues it")
 
     restore = sub.add_parser("restore", help="continue a snapshot as a new guest, console on this terminal")
     restore.add_argument("file", help="a snapshot file (hvtui run --snapshot-to, or the TUI)")
@@ -178,6 +191,9 @@ async def _run(args) -> int:
             if data and guest.state.live:
                 host.send_input(guest.name, data)
 
+        if getattr(args, "gdb", None) is not None:
+            await _serve_gdb(host, guest, args)
+
         with _RawStdin() if interactive else contextlib.nullcontext():
             if stdin_fd is not None:
                 with contextlib.suppress(OSError, ValueError, PermissionError):
@@ -209,6 +225,10 @@ async def _run(args) -> int:
             return EXIT_ERROR
 
         m = guest.machine
+        server = host.gdb.get(guest.name)
+        if m.state == State.CRASHED and server is not None and server.client:
+            _say(f"{guest.name} crashed; gdb can look at it until it detaches")
+            await server.client_gone()
         if m.state == State.CRASHED:
             _say(f"{guest.name} crashed: {m.crash.summary()} (register dump in {guest.log_path})")
             if args.verbose:
@@ -222,6 +242,25 @@ async def _run(args) -> int:
         if args.verbose:
             _say(f"{guest.name}: the guest wrote {m.exit_code:#x} to the debug-exit port: exit status {status}")
         return status
+
+
+async def _serve_gdb(host, guest, args) -> None:
+    """--gdb: the guest's gdb server; what it refuses a debugger is said here too (gdb 13
+    shows no reason for a refused breakpoint or watchpoint)."""
+    server = await host.serve_gdb(guest.name, args.gdb, wait=args.gdb_wait)
+    _say(f"{guest.name}: gdb server: {server.target_remote}" + (" (waiting for it)" if args.gdb_wait else ""))
+
+    def on_event(event) -> None:
+        if event.kind != "debug" or event.guest != guest.name:
+            return
+        if "refused" in event.info:
+            _say(f"{guest.name}: gdb: refused {event.info['refused']}")
+        elif args.verbose and ("attached" in event.info or "detached" in event.info):
+            what = "attached" if "attached" in event.info else "detached"
+            _say(f"{guest.name}: gdb {what} ({event.info[what]})")
+        elif args.verbose and "stopped" in event.info:
+            _say(f"{guest.name}: stopped by gdb: {event.info['stopped']}")
+    host.subscribe(on_event)
 
 
 async def _live_snapshot(host, guest, args, failed: list) -> None:
@@ -299,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run" and (args.snapshot_after is None) != (args.snapshot_to is None):
             parser.error("--snapshot-after and --snapshot-to go together")
+        if args.command == "run" and args.gdb_wait and args.gdb is None:
+            parser.error("--gdb-wait needs --gdb [HOST:]PORT")
         if args.command in ("run", "restore"):
             return asyncio.run(_run(args))
         if args.command == "snapshot":

@@ -194,6 +194,7 @@ class Host:
         self._input_tasks: dict[str, asyncio.Task] = {}
         self._process = psutil.Process()
         self._closed = False
+        self.gdb: dict[str, object] = {}     # guest name -> its GdbServer (hvtui/gdb)
 
     async def __aenter__(self) -> Host:
         self.start()
@@ -354,11 +355,26 @@ class Host:
         task = self._input_tasks.pop(name, None)
         if task:
             task.cancel()
+        server = self.gdb.pop(name, None)
+        if server is not None:
+            await server.close()
         guest.machine.destroy()
         guest.serial.close()
         guest.hvc.close()
         del self.guests[name]
         self._publish(HostEvent("removed", name))
+
+    # ---- gdb ----
+    async def serve_gdb(self, name: str, address: tuple[str, int] = ("127.0.0.1", 1234), wait: bool = False):
+        """The guest's gdb server (hvtui/gdb), started on this loop if it has none yet; with
+        wait, its vCPUs are held before their first instruction until a debugger lets them go."""
+        from hvtui.gdb.server import GdbServer
+        if name in self.gdb:
+            return self.gdb[name]
+        server = GdbServer(self, name, address, wait)
+        await server.start()
+        self.gdb[name] = server
+        return server
 
     # ---- console ----
     def _drain(self, guest: Guest) -> None:

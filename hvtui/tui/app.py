@@ -24,6 +24,7 @@ from textual.screen import Screen
 from hvtui import images
 from hvtui.errors import ConfigError, HvError
 from hvtui.host import HVC, SERIAL, GuestSpec, Host, HostEvent
+from hvtui.tui import gdb as tui_gdb
 from hvtui.tui.config import DEFAULT_FLEET, Config, load_config, load_fleet
 from hvtui.tui.screens.console import PREFIX_COMMANDS, ConsoleScreen, key_label
 from hvtui.tui.screens.dashboard import DashboardScreen
@@ -87,6 +88,7 @@ class HvtuiApp(App):
             reason = guest.crash.summary() if guest and guest.crash else "unknown reason"
             self.notify(f"{event.guest} crashed: {reason}", title="Guest crashed",
                         severity="error", timeout=15)
+        tui_gdb.on_event(self, event)
         for screen in self.screen_stack:
             handler = getattr(screen, "host_event", None)
             if handler is not None:
@@ -153,6 +155,10 @@ class HvtuiApp(App):
             if yes:
                 self._run(self.host.kill(name), "kill")
         self.push_screen(ConfirmScreen(f"Kill {name}? Its vCPUs end now."), answered)
+
+    def start_gdb(self, name: str) -> None:
+        """A gdb server for the guest (hvtui/tui/gdb.py), and the line to type in gdb."""
+        self._run(tui_gdb.start(self, name), f"start a gdb server for {name}")
 
     def remove_guest(self, name: str) -> None:
         self._run(self.host.remove(name), "remove")
@@ -321,6 +327,8 @@ class HvtuiApp(App):
                 yield SystemCommand(f"Clone: {n}", f"Clone {n} N times (a live snapshot, restored N times)",
                                     lambda n=n: self.ask_clone(n), discover=False)
             if guest.state.live:
+                yield SystemCommand(f"gdb: {n}", f"Serve the GDB remote protocol for {n} (shows the target "
+                                    "remote line)", lambda n=n: self.start_gdb(n), discover=False)
                 yield SystemCommand(f"Stop: {n}", f"Stop {n}", lambda n=n: self.stop_guest(n), discover=False)
                 yield SystemCommand(f"Kill: {n}", f"Kill {n} (asks first)", lambda n=n: self.kill_guest(n),
                                     discover=False)

@@ -30,6 +30,7 @@ ALLOWED = {
     "console": None,
     "snapshot": {State.RUNNING, State.PAUSED},
     "clone": {State.RUNNING, State.PAUSED},
+    "gdb": {State.RUNNING, State.PAUSED, State.CREATED},
 }
 
 
@@ -47,6 +48,8 @@ class DashboardScreen(Screen):
                 tooltip="Restore a snapshot as a new guest (a file picker)"),
         Binding("C", "clone", "Clone", id="clone",
                 tooltip="Clone the selected guest N times (asks N, prefix)"),
+        Binding("g", "gdb", "gdb", id="gdb", show=False,     # in help and the palette: the footer is full
+                tooltip="Serve gdb for the selected guest (shows the target remote line to type)"),
         Binding("slash", "filter", "Filter", id="filter"),
         Binding("o", "sort", "Sort", id="sort"),
         Binding("O", "reverse_sort", "Reverse", id="reverse_sort", show=False),
@@ -201,6 +204,11 @@ class DashboardScreen(Screen):
         guest = self.selected_guest()
         if guest is not None:
             self.app.ask_clone(guest.name)
+
+    def action_gdb(self) -> None:
+        guest = self.selected_guest()
+        if guest is not None:
+            self.app.start_gdb(guest.name)
 
     def action_sort(self) -> None:
         column = self.table.cycle_sort()

@@ -15,6 +15,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
 from hvtui.tui import format as fmt
+from hvtui.tui import gdb as tui_gdb
 from hvtui.vmm.machine import State
 
 REGISTERS = [("RIP", "rip"), ("RSP", "rsp"), ("RFLAGS", "rflags"), ("CR0", "cr0"), ("CR3", "cr3"),
@@ -25,11 +26,12 @@ TAIL_LINES = 14
 def guest_registers(guest, cache: dict) -> list[dict | str]:
     """Per vCPU: a register dict, or a word saying why there is none."""
     n = guest.spec.vcpus
-    if guest.state == State.RUNNING:
+    if guest.state == State.RUNNING and not guest.machine.debug_stopped:
         return ["running"] * n
     if guest.state == State.CREATED:
         return ["not started"] * n
-    key = (guest.name, guest.state, guest.machine.started_at, guest.machine.ended_at)
+    key = (guest.name, guest.state, guest.machine.started_at, guest.machine.ended_at,
+           guest.machine.debug_stopped and guest.machine.debug and guest.machine.debug.stops)
     if cache.get("key") == key:
         return cache["regs"]
     out: list[dict | str] = []
@@ -134,6 +136,9 @@ class DetailPanel(Vertical):
             title.append(f"  busy: no exits for {guest.silent_s:.0f} s", style="yellow")
         if guest.unowned_accesses:
             title.append(f"  unowned I/O {guest.unowned_accesses:,}", style="dim")
+        gdb_line = tui_gdb.status(guest, self.app.host)
+        if gdb_line is not None:
+            title.append("\n").append(gdb_line)
         if guest.state == State.STOPPED:
             m = guest.machine
             title.append(f"  ({m.stop_reason}" + (f", exit {m.exit_code}" if m.exit_code is not None else "") + ")")

@@ -13,6 +13,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from hvtui.tui import format as fmt
+from hvtui.tui import gdb as tui_gdb
 from hvtui.vmm.machine import State
 
 
@@ -45,7 +46,7 @@ def row_cells(guest) -> list:
     live = guest.state == State.RUNNING
     return [
         Text(guest.name, style="bold red" if guest.state == State.CRASHED else ""),
-        fmt.state_text(guest.state),
+        tui_gdb.state_text(guest),
         Text(str(guest.spec.vcpus), justify="right"),
         Text(f"{guest.spec.memory_mib} MiB", justify="right"),
         Text(fmt.human_rate(guest.exits_per_s) if live else "-", justify="right"),
