@@ -180,4 +180,10 @@ int hv_vcpu_set_debugregs(struct hv_vcpu *v, struct kvm_debugregs *dregs);
 int hv_vcpu_get_tsc_khz(struct hv_vcpu *v);
 int hv_vcpu_translate(struct hv_vcpu *v, struct kvm_translation *tr);
 
+/* Guest debugging (the gdb server, hvtui/gdb): KVM_EXIT_DEBUG returns to Python as
+   HV_EXIT_DEBUG with info[0] = exception (1 #DB, 3 #BP), info[1] = pc, info[2] = dr6,
+   info[3] = dr7. debugreg: DR0-DR7 as KVM_SET_GUEST_DEBUG takes them (NULL: all zero). */
+#define HV_EXIT_DEBUG       16
+int hv_vcpu_set_guest_debug(struct hv_vcpu *v, uint32_t control, const uint64_t *debugreg);
+
 #endif

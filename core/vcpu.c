@@ -206,6 +206,14 @@ static void describe_exit(struct kvm_run *run, struct hv_exit *e)
         e->info[0] = run->fail_entry.hardware_entry_failure_reason;
         e->ndata = 1;
         break;
+    case KVM_EXIT_DEBUG:
+        e->reason = HV_EXIT_DEBUG;
+        e->info[0] = run->debug.arch.exception;
+        e->info[1] = run->debug.arch.pc;
+        e->info[2] = run->debug.arch.dr6;
+        e->info[3] = run->debug.arch.dr7;
+        e->ndata = 4;
+        break;
     case KVM_EXIT_SYSTEM_EVENT:
         e->reason = HV_EXIT_SYSTEM_EVENT;
         e->info[0] = run->system_event.type;
@@ -390,4 +398,15 @@ int hv_vcpu_get_tsc_khz(struct hv_vcpu *v)
 int hv_vcpu_translate(struct hv_vcpu *v, struct kvm_translation *tr)
 {
     return hv_xioctl(v->fd, KVM_TRANSLATE, tr, "KVM_TRANSLATE");
+}
+
+/* KVM_SET_GUEST_DEBUG: control is KVM_GUESTDBG_*; only on a vCPU outside hv_vcpu_run. */
+int hv_vcpu_set_guest_debug(struct hv_vcpu *v, uint32_t control, const uint64_t *debugreg)
+{
+    struct kvm_guest_debug dbg;
+    memset(&dbg, 0, sizeof(dbg));
+    dbg.control = control;
+    for (int i = 0; debugreg && i < 8; i++)
+        dbg.arch.debugreg[i] = debugreg[i];
+    return hv_xioctl(v->fd, KVM_SET_GUEST_DEBUG, &dbg, "KVM_SET_GUEST_DEBUG");
 }

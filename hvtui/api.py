@@ -23,7 +23,8 @@ from typing import Any, Callable, ClassVar
 from hvtui.errors import ConfigError, HvError, StateError
 
 __all__ = ["Boot", "GuestSpec", "State", "End", "Crash", "VcpuRates", "GuestView", "Event",
-           "GuestAdded", "GuestChanged", "GuestRemoved", "StatsTick", "Resync", "Notice", "Gone", "ACTIONS",
+           "GuestAdded", "GuestChanged", "GuestRemoved", "StatsTick", "Resync", "Notice", "DebuggerEvent", "Gone",
+           "ACTIONS",
            "LIFECYCLE", "allowed", "check", "Monitor", "SERIAL", "HVC", "CONSOLES", "HvError",
            "StateError", "ConfigError", "RemoteError", "spec_from_wire", "view_from_wire",
            "event_from_wire"]
@@ -82,6 +83,7 @@ LIFECYCLE: dict[tuple[State, str], State | None] = {
     (State.CREATED, "kill"): State.STOPPED,
     (State.CREATED, "snapshot"): State.CREATED,
     (State.CREATED, "input"): State.CREATED,
+    (State.CREATED, "gdb"): State.CREATED,
     (State.RUNNING, "pause"): State.PAUSED,
     (State.RUNNING, "stop"): State.STOPPED,
     (State.RUNNING, "kill"): State.STOPPED,
@@ -89,6 +91,7 @@ LIFECYCLE: dict[tuple[State, str], State | None] = {
     (State.RUNNING, "snapshot"): State.RUNNING,
     (State.RUNNING, "clone"): State.RUNNING,
     (State.RUNNING, "input"): State.RUNNING,
+    (State.RUNNING, "gdb"): State.RUNNING,
     (State.PAUSED, "resume"): State.RUNNING,
     (State.PAUSED, "stop"): State.STOPPED,
     (State.PAUSED, "kill"): State.STOPPED,
@@ -96,6 +99,7 @@ LIFECYCLE: dict[tuple[State, str], State | None] = {
     (State.PAUSED, "snapshot"): State.PAUSED,
     (State.PAUSED, "clone"): State.PAUSED,
     (State.PAUSED, "input"): State.PAUSED,
+    (State.PAUSED, "gdb"): State.PAUSED,
     (State.STOPPED, "start"): State.RUNNING,     # again, from its spec: a new run
     (State.STOPPED, "remove"): None,
     (State.CRASHED, "start"): State.RUNNING,
@@ -104,7 +108,7 @@ LIFECYCLE: dict[tuple[State, str], State | None] = {
 ACTIONS = tuple(dict.fromkeys(a for _, a in LIFECYCLE))
 VERBS = {"start": "started", "stop": "stopped", "kill": "killed", "pause": "paused",
          "resume": "resumed", "reset": "reset", "remove": "removed", "snapshot": "snapshotted",
-         "clone": "cloned", "input": "given input"}
+         "clone": "cloned", "input": "given input", "gdb": "debugged"}
 
 
 def allowed(action: str, state: State) -> bool:
@@ -189,10 +193,17 @@ class GuestView:
     registers: tuple[Any, ...] = ()   # per vCPU: a register dict, or a word saying why not
     threads: tuple[int, ...] = ()     # native ids of the vCPU threads (for top -H, nice)
     restored_from: str = ""
+    gdb: str = ""                     # its gdb server's `target remote HOST:PORT` line, if it has one
+    gdb_client: str = ""              # the debugger attached to it (its address), if one is
+    debug_stopped: bool = False       # a debugger holds it (a breakpoint, a step, an interrupt)
+    debug_stop: str = ""              # what stopped it: "vCPU 0: breakpoint at 0x1010a0"
 
     @property
     def status(self) -> str:
-        """The state as the table shows it: running, paused, exited 3, crashed: reason ..."""
+        """The state as the table shows it: running, paused, debug (stopped by the
+        debugger), exited 3, crashed: reason, stopped, killed."""
+        if self.state.live and self.debug_stopped:
+            return "debug"
         if self.state.live or self.end is None:
             return self.state.value
         return self.end.text()
@@ -255,13 +266,25 @@ class Notice(Event):
 
 
 @dataclass(frozen=True)
+class DebuggerEvent(Event):
+    """What a guest's gdb server saw: a debugger "attached" or "detached" (detail: who),
+    "stopped" the guest (detail: why) or let it be "running", or was "refused" something
+    it asked (detail: why; gdb itself shows no reason for a refused breakpoint)."""
+    guest: GuestView
+    what: str
+    detail: str = ""
+    kind: ClassVar[str] = "debugger"
+
+
+@dataclass(frozen=True)
 class Gone(Event):
     """The monitor went away (kill-server, a crash of the daemon): nothing more will come."""
     reason: str
     kind: ClassVar[str] = "gone"
 
 
-EVENT_TYPES = {t.kind: t for t in (GuestAdded, GuestChanged, GuestRemoved, StatsTick, Resync, Notice, Gone)}
+EVENT_TYPES = {t.kind: t for t in (GuestAdded, GuestChanged, GuestRemoved, StatsTick, Resync, Notice,
+                                   DebuggerEvent, Gone)}
 
 
 # ---- the commands ----
@@ -341,6 +364,13 @@ class Monitor:
 
     async def read_log(self, name: str, offset: int = 0, limit: int = 1 << 20, console: str = SERIAL) -> bytes:
         """Bytes of the current run's console log file from offset."""
+        raise NotImplementedError
+
+    # -- the debugger
+    async def gdb(self, name: str, address: str | None = None, wait: bool = False) -> str:
+        """Serve the GDB remote protocol for the guest on [HOST:]PORT (None: 127.0.0.1, the
+        first free port from 1234); wait: hold it before its first instruction until gdb
+        lets it go. Its `target remote` line (the same server again when it has one)."""
         raise NotImplementedError
 
     async def report(self, text: str) -> None:
@@ -500,6 +530,18 @@ def embedded(log_dir=None, sample_interval: float = 0.5, vcpu_nice: int = 0, con
     Kvm.get()
     return HostMonitor(Host(log_dir=log_dir, sample_interval=sample_interval,
                             vcpu_nice=vcpu_nice, console_nice=console_nice, spare_vm=spare_vm))
+
+
+def parse_address(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
+    """[HOST:]PORT (an IPv6 host in brackets) as (host, port); ValueError says what is wrong."""
+    text = text.strip()
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = "", text
+    host = host.strip("[]") or default_host
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{text!r}: expected [HOST:]PORT with a port from 0 to 65535")
+    return host, int(port)
 
 
 def is_snapshot(path: str) -> bool:

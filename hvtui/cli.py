@@ -36,6 +36,14 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
 
 
+def _gdb_address(text: str) -> str:
+    try:
+        host, port = api.parse_address(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hvtui", description="A Type-2 hypervisor you drive from a terminal.")
     p.add_argument("--fleet", metavar="FILE.toml", default=None,
@@ -56,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--snapshot-after", type=float, default=None, metavar="S",
                      help="take a live snapshot S seconds in (the guest goes on); needs --snapshot-to")
     run.add_argument("--snapshot-to", default=None, metavar="FILE", help="where --snapshot-after saves")
+    run.add_argument("--gdb", type=_gdb_address, default=None, metavar="[HOST:]PORT",
+                     help="serve the GDB remote protocol for this guest (127.0.0.1 unless HOST is given; "
+                          "port 0 picks a free one)")
+    run.add_argument("--gdb-wait", action="store_true",
+                     help="with --gdb: hold the guest before its first instruction until gdb continues it")
 
     serve = sub.add_parser("serve", help="run the monitor (the per-user daemon the TUI and commands talk to)")
     serve.add_argument("--detach", action="store_true", help=argparse.SUPPRESS)
@@ -190,6 +203,10 @@ async def _run(args) -> int:
         interactive = stdin_fd is not None and os.isatty(stdin_fd)
         feeder = StdinFeeder(monitor, name, stdin_fd, detached if interactive else None)
 
+        gdb_left = asyncio.Event()
+        if args.gdb is not None:
+            await _serve_gdb(monitor, name, args, gdb_left)
+
         with _RawStdin() if interactive else contextlib.nullcontext():
             feeder.start()
             await monitor.start(name)
@@ -219,6 +236,11 @@ async def _run(args) -> int:
 
         guest = monitor.view(name)
         end = guest.end
+        if end.kind == "crashed" and guest.gdb_client:
+            _say(f"{name} crashed; gdb can look at it until it detaches")
+            while monitor.view(name).gdb_client:
+                await gdb_left.wait()
+                gdb_left.clear()
         if end.kind == "crashed":
             _say(f"{name} crashed: {guest.crash.summary} (register dump in {guest.log})")
             if args.verbose:
@@ -317,6 +339,26 @@ class StdinFeeder:
             await self._send(data)
 
 
+async def _serve_gdb(monitor: api.Monitor, name: str, args, left: asyncio.Event) -> None:
+    """--gdb: the guest's gdb server; what it refuses a debugger is said here too (gdb 13
+    shows no reason for a refused breakpoint or watchpoint). left: set when gdb detaches."""
+    line = await monitor.gdb(name, args.gdb, wait=args.gdb_wait)
+    _say(f"{name}: gdb server: {line}" + (" (waiting for it)" if args.gdb_wait else ""))
+
+    def on_event(event: api.Event) -> None:
+        if not isinstance(event, api.DebuggerEvent) or event.guest.name != name:
+            return
+        if event.what == "detached":
+            left.set()
+        if event.what == "refused":
+            _say(f"{name}: gdb: refused {event.detail}")
+        elif args.verbose and event.what in ("attached", "detached"):
+            _say(f"{name}: gdb {event.what} ({event.detail})")
+        elif args.verbose and event.what == "stopped":
+            _say(f"{name}: stopped by gdb: {event.detail}")
+    monitor.subscribe(on_event)
+
+
 async def _live_snapshot(monitor, name: str, args, failed: list) -> None:
     """--snapshot-after: save once, S seconds in, and let the guest go on. On failure say
     why and stop the guest (the run then exits 1)."""
@@ -394,6 +436,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run" and (args.snapshot_after is None) != (args.snapshot_to is None):
             parser.error("--snapshot-after and --snapshot-to go together")
+        if args.command == "run" and args.gdb_wait and args.gdb is None:
+            parser.error("--gdb-wait needs --gdb [HOST:]PORT")
         if args.command == "run":
             return asyncio.run(_run(args))
         if args.command == "serve":

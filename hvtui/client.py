@@ -192,7 +192,7 @@ class RemoteMonitor(api.Monitor):
             fut.set_exception(_error(message.get("error") or {}))
 
     def _apply(self, event: api.Event) -> None:
-        if isinstance(event, (api.GuestAdded, api.GuestChanged)):
+        if isinstance(event, (api.GuestAdded, api.GuestChanged, api.DebuggerEvent)):
             self.mirror[event.guest.name] = event.guest
         elif isinstance(event, api.GuestRemoved):
             self.mirror.pop(event.name, None)
@@ -342,6 +342,11 @@ class RemoteMonitor(api.Monitor):
 
     async def read_log(self, name: str, offset: int = 0, limit: int = 1 << 20, console: str = SERIAL) -> bytes:
         return wire.unb64(await self._request("log", name=name, offset=offset, limit=limit, console=console))
+
+    async def gdb(self, name: str, address: str | None = None, wait: bool = False) -> str:
+        result = await self._request("gdb", name=name, address=address, wait=wait)
+        self._took(result.get("guest"))
+        return result["target_remote"]
 
     async def report(self, text: str) -> None:
         await self._request("report", text=text)

@@ -60,6 +60,10 @@ def add_parsers(sub, add_guest_options) -> None:
     logs.add_argument("name")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing what comes (Ctrl-C ends)")
     logs.add_argument("--console", default=SERIAL, help="serial (default) or hvc0")
+    gdb = sub.add_parser("gdb", help="serve the GDB remote protocol for a guest; prints the target remote line")
+    gdb.add_argument("name")
+    gdb.add_argument("--address", default=None, metavar="[HOST:]PORT",
+                     help="where to listen (default 127.0.0.1, the first free port from 1234)")
     stats = sub.add_parser("stats", help="a guest's rates: exits/s by reason, CPU, memory, ports")
     stats.add_argument("name")
     stats.add_argument("--json", action="store_true")
@@ -176,6 +180,11 @@ async def cmd_clone(monitor, args) -> int:
     return 0
 
 
+async def cmd_gdb(monitor, args) -> int:
+    print(await monitor.gdb(args.name, args.address))
+    return 0
+
+
 async def cmd_stats(monitor, args) -> int:
     g = monitor.view(args.name)
     if args.json:
@@ -288,5 +297,5 @@ async def cmd_console(monitor, args) -> int:
 
 
 COMMANDS = {"ls": cmd_ls, "start": cmd_start, "console": cmd_console, "snapshot": cmd_snapshot,
-            "restore": cmd_restore, "clone": cmd_clone, "logs": cmd_logs, "stats": cmd_stats,
+            "restore": cmd_restore, "clone": cmd_clone, "logs": cmd_logs, "stats": cmd_stats, "gdb": cmd_gdb,
             "kill-server": cmd_kill_server, **{c: cmd_simple for c in SIMPLE}}

@@ -154,6 +154,8 @@ class Guest:
         self.consoles = {SERIAL: ConsoleStream(), HVC: ConsoleStream()}
         self.pending_input = bytearray()
         self.attached = 0           # interactive console clients (their guest gets a better nice)
+        self.gdb = None             # its gdb server (hvtui/gdb), when it has one
+        self.debug_stop = ""        # what the debugger last stopped it for
         self._reg_cache: tuple | None = None
         self.reset_stats(machine)
 
@@ -259,13 +261,15 @@ class Guest:
                          instruction=c.instruction.hex(" "), summary=c.summary(), report=c.format())
 
     def registers(self) -> tuple:
-        """Per vCPU: registers of a paused or ended guest (read once per state), or why not."""
+        """Per vCPU: registers of a paused, ended or debugger-held guest (read once per
+        state and stop), or why not."""
         m, n = self.machine, self.spec.vcpus
-        if m.state == State.RUNNING:
+        held = m.state.live and m.debug_stopped
+        if m.state == State.RUNNING and not held:
             return ("running",) * n
-        if m.state == State.CREATED:
+        if m.state == State.CREATED and not held:
             return ("not started",) * n
-        key = (self.run, m.state, m.started_at, m.ended_at)
+        key = (self.run, m.state, m.started_at, m.ended_at, held and m.debug is not None and m.debug.stops)
         if self._reg_cache and self._reg_cache[0] == key:
             return self._reg_cache[1]
         out = []
@@ -298,7 +302,11 @@ class Guest:
             ports=tuple(ports.most_common(TOP_PORTS)), resident_bytes=self.resident_bytes,
             silent_s=self.silent_s, unowned_accesses=self.unowned_accesses, registers=self.registers(),
             threads=tuple(t.native_id for t in m._threads if t.native_id is not None and t.is_alive()),
-            restored_from=self.restored_from)
+            restored_from=self.restored_from,
+            gdb=self.gdb.target_remote if self.gdb is not None else "",
+            gdb_client=(self.gdb.client or "") if self.gdb is not None else "",
+            debug_stopped=m.state.live and m.debug_stopped,
+            debug_stop=self.debug_stop if m.state.live and m.debug_stopped else "")
 
 
 class Host:
@@ -358,12 +366,15 @@ class Host:
         """Called on a vCPU thread (or wherever the machine moved): hop to the loop."""
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._machine_event_on_loop, machine, info)
+            loop.call_soon_threadsafe(self._machine_event_on_loop, machine, event, info)
 
-    def _machine_event_on_loop(self, machine: Machine, info: dict) -> None:
+    def _machine_event_on_loop(self, machine: Machine, event: str, info: dict) -> None:
         guest = self.guests.get(machine.name)
         if guest is None or guest.machine is not machine:
             return          # a machine that was replaced (reset, started again) or removed
+        if event == "debug":
+            self._debugger_event(guest, info)
+            return
         state = info.get("state")
         if state is not None and not state.live:
             self._drain(guest)   # the last words of the guest come before its end
@@ -372,6 +383,18 @@ class Host:
         if state == State.RUNNING:
             self._set_nice(guest)
         self._changed(guest, None)
+
+    def _debugger_event(self, guest: Guest, info: dict) -> None:
+        """The gdb server's news (hvtui/gdb): attached, detached, stopped, running, refused."""
+        what = next((k for k in ("attached", "detached", "stopped", "running", "refused") if k in info), "")
+        if not what:
+            return
+        detail = "" if info[what] is True else str(info[what])
+        if what == "stopped":
+            guest.debug_stop = detail
+        elif what in ("running", "detached"):
+            guest.debug_stop = ""
+        self.publish(api.DebuggerEvent(guest.view(), what, detail))
 
     def _log_end(self, guest: Guest) -> None:
         m = guest.machine
@@ -476,6 +499,7 @@ class Host:
         finally:
             self._busy.discard(guest.name)
         old, previous = guest.machine, guest.machine.state
+        await self._close_gdb(guest)          # it debugged the machine that goes
         self._unwire(guest)
         await asyncio.to_thread(old.join, 5.0)
         await asyncio.to_thread(old.destroy)
@@ -557,11 +581,32 @@ class Host:
         task = self._input_tasks.pop(name, None)
         if task:
             task.cancel()
+        await self._close_gdb(guest)
         guest.machine.destroy()
         for stream in guest.consoles.values():
             stream.close()
         del self.guests[name]
         self.publish(api.GuestRemoved(name))
+
+    # ---- gdb ----
+    async def serve_gdb(self, name: str, address: tuple[str, int] = ("127.0.0.1", 1234), wait: bool = False):
+        """The guest's gdb server (hvtui/gdb), started on this loop if it has none yet; with
+        wait, its vCPUs are held before their first instruction until a debugger lets them go."""
+        from hvtui.gdb.server import GdbServer
+        guest = self.get(name)
+        api.check("gdb", name, guest.state)
+        if guest.gdb is not None:
+            return guest.gdb
+        server = GdbServer(self, name, address, wait)
+        await server.start()
+        guest.gdb = server
+        self._changed(guest, None)           # its view now names the server
+        return server
+
+    async def _close_gdb(self, guest: Guest) -> None:
+        server, guest.gdb = guest.gdb, None
+        if server is not None:
+            await server.close()
 
     # ---- console ----
     def _drain(self, guest: Guest) -> None:

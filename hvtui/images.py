@@ -45,6 +45,8 @@ BUILTINS = {i.name: i for i in [
     BuiltinImage("bzimage", "Linux-boot-protocol test kernel (bzImage, 64-bit entry): prints boot_params; exits 0",
                  file="bzimage.bin"),
     BuiltinImage("smp", "Multiboot kernel for 2+ vCPUs: parses the MP table, starts every AP with INIT/SIPI"),
+    BuiltinImage("gdbtest", "Multiboot ELF64 with symbols for gdb: tick() in a loop, a global, a value in RAX "
+                 "(cmdline ticks=N delay=MS)"),
 ]}
 
 

@@ -18,6 +18,9 @@ from hvtui.api import SERIAL, GuestSpec, GuestView
 
 log = logging.getLogger("hvtui")
 
+GDB_FIRST_PORT = 1234
+GDB_PORTS_TRIED = 32
+
 
 class HostMonitor(api.Monitor):
     embedded = True
@@ -107,6 +110,24 @@ class HostMonitor(api.Monitor):
                 return f.read(max(0, min(limit, 1 << 20)))
         except OSError as e:
             raise api.HvError(f"{path}: {e.strerror or e}") from None
+
+    async def gdb(self, name: str, address: str | None = None, wait: bool = False) -> str:
+        if address is not None:
+            try:
+                where = api.parse_address(address)
+            except ValueError as e:
+                raise api.ConfigError(str(e)) from None
+            return (await self.host.serve_gdb(name, where, wait=wait)).target_remote
+        guest = self.host.get(name)
+        if guest.gdb is not None:
+            return guest.gdb.target_remote
+        for port in range(GDB_FIRST_PORT, GDB_FIRST_PORT + GDB_PORTS_TRIED):   # gdb's habit: 1234 first
+            try:
+                return (await self.host.serve_gdb(name, ("127.0.0.1", port), wait=wait)).target_remote
+            except api.ConfigError as e:
+                if "in use" not in str(e):
+                    raise
+        return (await self.host.serve_gdb(name, ("127.0.0.1", 0), wait=wait)).target_remote
 
     async def report(self, text: str) -> None:
         """A client's error, into the monitor's log (with the client's traceback in text)."""

@@ -331,6 +331,11 @@ class Session:
                                            wire.arg(args, "console", str, api.SERIAL))
         return wire.b64(data)
 
+    async def op_gdb(self, args):
+        line = await self.monitor.gdb(wire.arg(args, "name", str), wire.arg(args, "address", str, None),
+                                      wire.arg(args, "wait", bool, False))
+        return {"target_remote": line, "guest": self._view(wire.arg(args, "name", str))}
+
     async def op_report(self, args):
         await self.monitor.report(wire.arg(args, "text", str))
 

@@ -9,11 +9,12 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parent.parent / "hvtui"
 CLIENTS = [PKG / "cli.py", PKG / "commands.py", PKG / "client.py", *sorted((PKG / "tui").rglob("*.py"))]
-MONITOR = ("hvtui.host", "hvtui.vmm", "hvtui._core", "hvtui.monitor", "hvtui.server")
+MONITOR = ("hvtui.host", "hvtui.vmm", "hvtui._core", "hvtui.monitor", "hvtui.server", "hvtui.gdb")
 
 
 def test_monitor_does_not_import_textual():
-    code = ("import sys, hvtui.host, hvtui.vmm.machine, hvtui.cli, hvtui.server, hvtui.bench.exits; "
+    code = ("import sys, hvtui.host, hvtui.vmm.machine, hvtui.cli, hvtui.server, hvtui.bench.exits, "
+            "hvtui.gdb.server; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('textual', 'pyte')]; "
             "print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

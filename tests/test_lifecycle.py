@@ -42,7 +42,7 @@ def test_the_table_is_the_one_rule():
     with pytest.raises(api.StateError, match="^g is running; only a guest that is stopped or crashed can be removed$"):
         api.check("remove", "g", State.RUNNING)
     assert {a for a in api.ACTIONS if api.allowed(a, State.PAUSED)} == {
-        "resume", "stop", "kill", "reset", "snapshot", "clone", "input"}
+        "resume", "stop", "kill", "reset", "snapshot", "clone", "input", "gdb"}
 
 
 async def test_end_states_are_told_apart(host):

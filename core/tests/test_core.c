@@ -2,7 +2,7 @@
  * test_core.c - the C core's own tests, built with AddressSanitizer and UBSan by
  * core/tests/Makefile (and CI): the UART, ring and i8042 state machines, then the
  * vCPU loop on the real /dev/kvm (hot UART exits, debug exit, kick, Python ports,
- * unassigned ports, counters). Prints "N passed, N failed".
+ * unassigned ports, counters, guest debugging). Prints "N passed, N failed".
  */
 #include "../internal.h"
 #include <errno.h>
@@ -147,6 +147,30 @@ static void setup_long_mode(struct hv_vcpu *v, uint8_t *mem)
     CHECK(hv_vcpu_set_regs(v, &r) == 0);
 }
 
+/* KVM_SET_GUEST_DEBUG from the spin loop at 0x100026 (out; jmp): a single step and a
+ * hardware execution breakpoint each come back as HV_EXIT_DEBUG; a failure names
+ * the ioctl. */
+static void test_guest_debug(struct hv_vcpu *v)
+{
+    struct hv_exit e;
+    uint64_t dr[8] = { 0 };
+    memset(&e, 0, sizeof(e));
+    CHECK(hv_vcpu_set_guest_debug(v, KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP, NULL) == 0);
+    CHECK(hv_vcpu_run(v, &e) == 0);
+    CHECK(e.reason == HV_EXIT_DEBUG && e.info[0] == 1 && (e.info[2] & 0x4000));
+    CHECK(e.info[1] == 0x100026 || e.info[1] == 0x100028);
+    dr[0] = 0x100028;
+    dr[7] = 0x1;                                     /* L0: execution breakpoint on DR0 */
+    CHECK(hv_vcpu_set_guest_debug(v, KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP, dr) == 0);
+    CHECK(hv_vcpu_run(v, &e) == 0);
+    CHECK(e.reason == HV_EXIT_DEBUG && e.info[0] == 1 && e.info[1] == 0x100028 && (e.info[2] & 1));
+    struct hv_vcpu closed = *v;
+    closed.fd = -1;
+    CHECK(hv_vcpu_set_guest_debug(&closed, KVM_GUESTDBG_ENABLE, NULL) == -EBADF);
+    CHECK(strcmp(hv_last_op(), "KVM_SET_GUEST_DEBUG") == 0);
+    CHECK(hv_vcpu_set_guest_debug(v, 0, NULL) == 0);
+}
+
 /* hv_vm_save_ram: non-zero pages only, as sorted runs, at their offsets; hints honoured. */
 static void test_save_ram(struct hv_vm *vm, uint8_t *mem)
 {
@@ -252,6 +276,7 @@ static int test_vcpu_loop(void)
     CHECK(hv_vcpu_complete_io(v) == 0);      /* parked: completes the last exit, runs nothing */
     test_save_ram(vm, host);
     CHECK(hv_vm_resident_bytes(vm) > 0);
+    test_guest_debug(v);
 
     hv_vcpu_destroy(v);
     hv_vm_destroy(vm);

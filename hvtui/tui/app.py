@@ -23,6 +23,7 @@ from textual.screen import Screen
 from hvtui import api, images
 from hvtui.api import HVC, SERIAL, GuestSpec, State
 from hvtui.errors import ConfigError, HvError
+from hvtui.tui import gdb as tui_gdb
 from hvtui.tui.config import DEFAULT_FLEET, Config, load_config, load_fleet
 from hvtui.tui.screens.console import PREFIX_COMMANDS, ConsoleScreen, key_label
 from hvtui.tui.screens.dashboard import DashboardScreen
@@ -103,6 +104,7 @@ class HvtuiApp(App):
                 self.notify(f"{g.name} crashed: {reason}", title="Guest crashed", severity="error", timeout=15)
         if isinstance(event, api.Notice):
             self.notify(event.text, severity=event.severity, timeout=10)
+        tui_gdb.on_event(self, event)
         if isinstance(event, api.Gone):
             self.exit(message=f"hvtui: {event.reason}")
             return
@@ -180,6 +182,10 @@ class HvtuiApp(App):
             if yes:
                 self._run(self.monitor.kill(name), "kill")
         self.push_screen(ConfirmScreen(f"Kill {name}? Its vCPUs end now."), answered)
+
+    def start_gdb(self, name: str) -> None:
+        """A gdb server for the guest (in the monitor), and the line to type in gdb."""
+        self._run(tui_gdb.start(self, name), f"start a gdb server for {name}")
 
     def remove_guest(self, name: str) -> None:
         self._run(self.monitor.remove(name), "remove")
@@ -381,6 +387,8 @@ class HvtuiApp(App):
                 yield SystemCommand(f"Reset: {n}", f"Hard reset {n} (asks first)", lambda n=n: self.reset_guest(n),
                                     discover=False)
             if guest.state.live:
+                yield SystemCommand(f"gdb: {n}", f"Serve the GDB remote protocol for {n} (shows the target "
+                                    "remote line)", lambda n=n: self.start_gdb(n), discover=False)
                 yield SystemCommand(f"Stop: {n}", f"Stop {n}", lambda n=n: self.stop_guest(n), discover=False)
                 yield SystemCommand(f"Kill: {n}", f"Kill {n} (asks first)", lambda n=n: self.kill_guest(n),
                                     discover=False)

@@ -354,6 +354,17 @@ class Vcpu:
     def tsc_khz(self) -> int:
         return check(lib.hv_vcpu_get_tsc_khz(self.ptr))
 
+    def get_fpu(self):
+        return self._get("struct kvm_fpu *", lib.hv_vcpu_get_fpu)
+
+    def set_fpu(self, fpu) -> None:
+        check(lib.hv_vcpu_set_fpu(self.ptr, fpu))
+
+    def set_guest_debug(self, control: int, debugreg: list[int] | None = None) -> None:
+        """KVM_SET_GUEST_DEBUG (KVM_GUESTDBG_* flags, DR0-DR7); only while the vCPU is parked."""
+        regs = ffi.new("uint64_t[8]", list(debugreg or [0] * 8))
+        check(lib.hv_vcpu_set_guest_debug(self.ptr, control, regs))
+
     def translate(self, linear: int) -> int | None:
         """Guest-virtual to guest-physical through the vCPU's page tables (None if unmapped)."""
         tr = ffi.new("struct kvm_translation *", {"linear_address": linear})

@@ -149,6 +149,8 @@ class Machine:
         self._quiesce = 0            # the monitor's own requests to hold the vCPUs (not a state)
         self.holds = 0               # how many times the monitor held them (snapshots, watchdog looks)
         self._parked: set[int] = set()
+        self._held: set[int] = set()     # vCPUs a debugger holds (vmm/debug.py): parked apart from the user's pause
+        self.debug = None                # the attached debugger's GuestDebug (vmm/debug.py), or None
         self._threads: list[threading.Thread] = []
         self._silent_since: dict[int, tuple[int, float]] = {}
         self.ports = Bus("port")
@@ -367,7 +369,7 @@ class Machine:
             while True:
                 if self._stopping:
                     return False
-                if self._user_paused or self._quiesce:
+                if self._user_paused or self._quiesce or vcpu.index in self._held:
                     self._parked.add(vcpu.index)
                     self._cond.notify_all()
                     self._cond.wait()
@@ -396,6 +398,9 @@ class Machine:
                 elif r == lib.HV_EXIT_RESET:
                     self._end(State.STOPPED, stop_reason="reset (i8042)")
                     return
+                elif r == lib.HV_EXIT_DEBUG:
+                    if not self._debug_exit(vcpu, e):
+                        return
                 else:
                     raise self._fault_of(e)
         except _GuestFault as f:
@@ -404,6 +409,47 @@ class Machine:
             self._crash(vcpu, "bad device access", str(ex))
         except Exception as ex:     # a Python device or the monitor failed: contain it
             self._crash(vcpu, "device error", f"{type(ex).__name__}: {ex}")
+
+    def _debug_exit(self, vcpu: Vcpu, e) -> bool:
+        """KVM_EXIT_DEBUG: the debugger's breakpoint or step holds every vCPU (vmm/debug.py);
+        with no debugger attached the vCPU goes on. False when the vCPU must leave."""
+        debug = self.debug
+        if debug is not None:
+            debug.on_exit(vcpu, e)
+        return self._park(vcpu)
+
+    # ---- the debugger's hold (vmm/debug.py): parks vCPUs apart from the user's pause ----
+    def hold(self, indices=None) -> None:
+        """Park these vCPUs (default: all) at their next exit; a vCPU not started yet parks
+        before its first instruction. wait_held() waits until they have."""
+        chosen = set(range(len(self.vcpus)) if indices is None else indices)
+        with self._cond:
+            self._held |= chosen
+        for i in chosen:
+            self.vcpus[i].kick()
+
+    def release(self, indices=None) -> None:
+        with self._cond:
+            self._held -= set(range(len(self.vcpus)) if indices is None else indices)
+            self._cond.notify_all()
+
+    def wait_held(self, timeout: float = 5.0) -> bool:
+        """True once every held vCPU is parked, or the guest never started or has ended."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self.state.live and self._threads and not self._held <= self._parked:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+            return True
+
+    @property
+    def debug_stopped(self) -> bool:
+        """A debugger holds the guest: every vCPU it holds is parked (or not started yet)."""
+        with self._cond:
+            return (self.state.live and bool(self._held)
+                    and (not self._threads or self._held <= self._parked))
 
     def _fault_of(self, e) -> _GuestFault:
         r = e.reason
@@ -495,7 +541,7 @@ class Machine:
         """Crash the guest if a vCPU made no exit for watchdog_s with interrupts off and is
         not halted (a runaway loop). Briefly pauses the guest to look. True if it crashed."""
         window = self.config.watchdog_s
-        if window <= 0 or self.state != State.RUNNING:
+        if window <= 0 or self.state != State.RUNNING or self._held:
             return False
         now = time.monotonic() if now is None else now
         suspects = []
@@ -640,7 +686,7 @@ class Machine:
 
     def registers(self, index: int = 0) -> dict[str, int]:
         """Register dump of one vCPU; the guest must not be running."""
-        if self.state == State.RUNNING:
+        if self.state == State.RUNNING and not self.debug_stopped:
             raise StateError(f"{self.name} is running; pause it to read registers")
         return register_dump(self.vcpus[index])
 

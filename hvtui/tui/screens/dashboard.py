@@ -34,6 +34,7 @@ ALLOWED = {
     "console": (),
     "snapshot": ("snapshot",),
     "clone": ("clone",),
+    "gdb": ("gdb",),
 }
 
 
@@ -53,6 +54,8 @@ class DashboardScreen(Screen):
                 tooltip="Restore a snapshot as a new guest (a file picker)"),
         Binding("C", "clone", "Clone", id="clone",
                 tooltip="Clone the selected guest N times (asks N, prefix)"),
+        Binding("g", "gdb", "gdb", id="gdb", show=False,     # in help and the palette: the footer is full
+                tooltip="Serve gdb for the selected guest (shows the target remote line to type)"),
         Binding("slash", "filter", "Filter", id="filter"),
         Binding("o", "sort", "Sort", id="sort"),
         Binding("O", "reverse_sort", "Reverse", id="reverse_sort", show=False),
@@ -111,7 +114,10 @@ class DashboardScreen(Screen):
         if not self.visible():
             return
         guests = self.monitor.guests()
-        self.query_one("#host-header", Static).update(self.header_text(guests))
+        headers = self.query("#host-header")
+        if not headers:
+            return              # not composed yet
+        headers.first(Static).update(self.header_text(guests))
         self.table.update_guests(guests)
         if self._want_selected and self._want_selected in self.table.order:
             self.table.move_cursor(row=self.table.order.index(self._want_selected), animate=False)
@@ -224,6 +230,11 @@ class DashboardScreen(Screen):
         guest = self.selected_guest()
         if guest is not None:
             self.app.ask_clone(guest.name)
+
+    def action_gdb(self) -> None:
+        guest = self.selected_guest()
+        if guest is not None:
+            self.app.start_gdb(guest.name)
 
     def action_sort(self) -> None:
         column = self.table.cycle_sort()

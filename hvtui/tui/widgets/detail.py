@@ -17,6 +17,7 @@ from textual.widgets import Static
 from hvtui.api import SERIAL, State
 from hvtui.errors import HvError
 from hvtui.tui import format as fmt
+from hvtui.tui import gdb as tui_gdb
 
 REGISTERS = [("RIP", "rip"), ("RSP", "rsp"), ("RFLAGS", "rflags"), ("CR0", "cr0"), ("CR3", "cr3"),
              ("CR4", "cr4"), ("EFER", "efer")]
@@ -131,6 +132,9 @@ class DetailPanel(Vertical):
             title.append(f"  busy: no exits for {guest.silent_s:.0f} s", style="yellow")
         if guest.unowned_accesses:
             title.append(f"  unowned I/O {guest.unowned_accesses:,}", style="dim")
+        gdb_line = tui_gdb.status(guest)
+        if gdb_line is not None:
+            title.append("\n").append(gdb_line)
         if guest.end is not None and guest.end.kind != "crashed":
             title.append(f"  ({guest.end.reason}" + (f", exit {guest.end.exit_code}"
                                                      if guest.end.exit_code is not None else "") + ")")

@@ -14,6 +14,7 @@ from textual.widgets import DataTable
 
 from hvtui.tui import format as fmt
 from hvtui.api import State
+from hvtui.tui import gdb as tui_gdb
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ def row_cells(guest) -> list:
     live = guest.state == State.RUNNING
     return [
         Text(guest.name, style="bold red" if guest.state == State.CRASHED else ""),
-        fmt.status_text(guest),
+        tui_gdb.state_text(guest),
         Text(str(guest.spec.vcpus), justify="right"),
         Text(f"{guest.spec.memory_mib} MiB", justify="right"),
         Text(fmt.human_rate(guest.exits_per_s) if live else "-", justify="right"),
