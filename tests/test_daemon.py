@@ -347,3 +347,19 @@ def test_bench_api_runs():
     out = json.loads(r.stdout)
     assert out["socket"]["error_count"] == 0 and out["socket"]["get"]["n"] > 0 and out["socket"]["event"]["n"] > 0
     assert {"get", "list", "event"} <= set(out["in_process"]) and out["ratio_median"]["get"] is not None
+
+
+def test_gdb_for_a_guest_of_the_monitor(serve):
+    """`hvtui gdb NAME`: the monitor serves gdb for its guest and prints the line to type;
+    asked again, it names the same server."""
+    hvtui("start", "counter", "--name", "c1", "--memory", "16")
+    r = hvtui("gdb", "c1")
+    assert r.returncode == 0, r.stderr
+    line = r.stdout.decode().strip()
+    host, port = re.fullmatch(r"target remote (127\.0\.0\.1):(\d+)", line).groups()
+    assert hvtui("gdb", "c1").stdout.decode().strip() == line
+    with socket.create_connection((host, int(port)), timeout=5):
+        pass
+    assert json.loads(hvtui("ls", "--json").stdout)[0]["status"] == "running"
+    r = hvtui("gdb", "c1", "--address", "nonsense")
+    assert r.returncode == 1 and b"expected [HOST:]PORT" in r.stderr

@@ -95,6 +95,24 @@ def test_hvtui_in_tmux(tmp_path):
     assert b"from-tmux" in log.read_bytes()
 
 
+def test_plain_hvtui_starts_the_monitor_with_the_built_in_fleet(tmp_path):
+    """The README's first command ends in `hvtui`: with no monitor running it starts one in
+    the background, on the built-in guests, and shows them."""
+    tmux = Tmux(f"hvtui-test3-{os.getpid()}")
+    try:
+        open_tui(tmux, "hv", config_home=tmp_path / "config")
+        screen = tmux.wait_for(lambda s: all(n in s for n in ("counter-1", "counter-2", "shell-1", "hello-1"))
+                               and "exited 0" in s, "the built-in fleet")
+        assert screen.count("running") >= 3
+        tmux("send-keys", "-t", "hv", "q")
+        tmux.wait_for(lambda s: "hvtui exited with 0" in s, "the TUI to quit")
+        names = [line.split()[0] for line in hvtui_cmd("ls").stdout.splitlines()[1:]]
+        assert names == ["counter-1", "counter-2", "hello-1", "shell-1"]
+    finally:
+        subprocess.run(["tmux", "-L", tmux.socket, "kill-server"], capture_output=True)
+        hvtui_cmd("kill-server")
+
+
 def counts_in(text: str) -> list[int]:
     return [int(n) for n in re.findall(r"count (\d+)", text)]
 
