@@ -10,6 +10,7 @@ relayed to the screens; a crash raises an error notification naming the guest an
 """
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import time
@@ -57,6 +58,7 @@ class HvtuiApp(App):
         self.console_guest: str | None = None
         self._unsubscribe = None
         self._crashes_told: set[tuple[str, int]] = set()
+        self._key_tasks: set[asyncio.Task] = set()
 
     # ---- life of the app ----
     async def on_mount(self) -> None:
@@ -197,7 +199,8 @@ class HvtuiApp(App):
         self._run(create(), f"create {spec.name or spec.image}")
 
     def send_input(self, name: str, data: bytes, console: str = SERIAL) -> None:
-        """Keys for a guest's console; a refusal (an ended guest, a full queue) is said, not raised."""
+        """Keys for a guest's console; a refusal (an ended guest, a full queue) is said, not
+        raised. A plain task per key, in order: no worker, no footer refresh (latency)."""
         async def send():
             try:
                 taken = await self.monitor.send_input(name, data, console)
@@ -205,11 +208,16 @@ class HvtuiApp(App):
                 self.bell()
                 self.notify(str(e), severity="warning", timeout=2)
                 return
+            except Exception as e:
+                self.report_exception(e, "send keys")
+                return
             if taken < len(data):
                 self.bell()
                 self.notify(f"{name}: its input queue is full; {len(data) - taken} byte(s) not sent",
                             severity="warning", timeout=2)
-        self._run(send(), "send keys")
+        task = asyncio.get_running_loop().create_task(send())
+        self._key_tasks.add(task)
+        task.add_done_callback(self._key_tasks.discard)
 
     # ---- snapshots (shared by the dashboard, the console and the palette) ----
     def default_snapshot_path(self, name: str) -> Path:
