@@ -362,8 +362,9 @@ class Monitor:
         """Queue bytes for the console; how many were accepted (the rest: the queue is full)."""
         raise NotImplementedError
 
-    async def read_log(self, name: str, offset: int = 0, limit: int = 1 << 20, console: str = SERIAL) -> bytes:
-        """Bytes of the current run's console log file from offset."""
+    async def read_log(self, name: str, offset: int = 0, limit: int = 1 << 20, console: str = SERIAL,
+                       run: int | None = None) -> bytes:
+        """Bytes of a run's console log file (default: the current run's) from offset."""
         raise NotImplementedError
 
     # -- the debugger

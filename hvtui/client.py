@@ -137,7 +137,7 @@ class RemoteMonitor(api.Monitor):
     def _fail_pending(self, why: str) -> None:
         for fut in self._pending.values():
             if not fut.done():
-                fut.set_exception(NotRunning(why))
+                fut.set_exception(NotRunning(why) if why.startswith("the ") else ServerError(why))
         self._pending.clear()
 
     async def _read_forever(self) -> None:
@@ -157,10 +157,10 @@ class RemoteMonitor(api.Monitor):
         except OSError as e:
             why = f"the connection to the monitor broke: {e}"
         finally:
-            self.lost = why
+            self.lost = self.lost or why        # a refusal said why already
             self._closed.set()
-            self._fail_pending(why)
-            self._publish(api.Gone(why))
+            self._fail_pending(self.lost)
+            self._publish(api.Gone(self.lost))
 
     def _dispatch(self, message: dict) -> None:
         if "console" in message:
@@ -212,7 +212,8 @@ class RemoteMonitor(api.Monitor):
 
     async def _request(self, op: str, **args):
         if self.writer is None or self._closed.is_set():
-            raise NotRunning(self.lost or "not connected to a monitor")
+            lost = self.lost or "not connected to a monitor"
+            raise NotRunning(lost) if lost.startswith(("the ", "not ")) else ServerError(lost)
         rid = next(self._ids)
         fut = asyncio.get_running_loop().create_future()
         self._pending[rid] = fut
@@ -340,8 +341,10 @@ class RemoteMonitor(api.Monitor):
     async def send_input(self, name: str, data: bytes, console: str = SERIAL) -> int:
         return await self._request("input", name=name, console=console, data=wire.b64(data))
 
-    async def read_log(self, name: str, offset: int = 0, limit: int = 1 << 20, console: str = SERIAL) -> bytes:
-        return wire.unb64(await self._request("log", name=name, offset=offset, limit=limit, console=console))
+    async def read_log(self, name: str, offset: int = 0, limit: int = 1 << 20, console: str = SERIAL,
+                       run: int | None = None) -> bytes:
+        return wire.unb64(await self._request("log", name=name, offset=offset, limit=limit, console=console,
+                                              run=run))
 
     async def gdb(self, name: str, address: str | None = None, wait: bool = False) -> str:
         result = await self._request("gdb", name=name, address=address, wait=wait)

@@ -227,7 +227,10 @@ async def cmd_logs(monitor, args) -> int:
         if g is None:
             _say(f"{args.name} was removed")
             return 0
-        if g.run != run:               # started again: its new run's log
+        if g.run != run:               # started again: the rest of the last run's log, then the new one's
+            while data := await monitor.read_log(args.name, offset, LOG_CHUNK, args.console, run=run):
+                out.write(data)
+                offset += len(data)
             run, offset = g.run, 0
             out.write(f"\n[hvtui] {args.name}: run {run}\n".encode())
 

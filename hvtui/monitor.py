@@ -100,8 +100,15 @@ class HostMonitor(api.Monitor):
     async def send_input(self, name: str, data: bytes, console: str = SERIAL) -> int:
         return self.host.send_input(name, data, console)
 
-    async def read_log(self, name: str, offset: int = 0, limit: int = 1 << 20, console: str = SERIAL) -> bytes:
+    async def read_log(self, name: str, offset: int = 0, limit: int = 1 << 20, console: str = SERIAL,
+                       run: int | None = None) -> bytes:
+        from hvtui.host import run_log
+        guest = self.host.get(name)
         path: Path | None = self.host.stream(name, console).log_path
+        if run is not None and run != guest.run:
+            if not 1 <= run < guest.run:
+                raise api.ConfigError(f"{name} has had runs 1 to {guest.run}, not {run}")
+            path = run_log(self.host.log_dir, name, run, console)
         if path is None:
             return b""
         try:

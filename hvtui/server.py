@@ -41,6 +41,7 @@ QUEUE_BYTES = 8 << 20          # what may wait for one client before it is "behi
 QUEUE_ITEMS = 20000
 MAX_INFLIGHT = 32              # requests of one client being served at once
 MAX_WATCHES = 64               # console watches per client
+MAX_CLIENTS = 64               # connections at once
 
 
 class ServerError(HvError):
@@ -328,7 +329,7 @@ class Session:
     async def op_log(self, args):
         data = await self.monitor.read_log(wire.arg(args, "name", str), wire.arg(args, "offset", int, 0),
                                            min(wire.arg(args, "limit", int, 1 << 20), 1 << 20),
-                                           wire.arg(args, "console", str, api.SERIAL))
+                                           wire.arg(args, "console", str, api.SERIAL), wire.arg(args, "run", int, None))
         return wire.b64(data)
 
     async def op_gdb(self, args):
@@ -407,12 +408,21 @@ class Server:
             uid = peer_uid(sock)
         except OSError:
             uid = -1
+        refusal = None
         if uid != os.getuid():
             log.warning("refused a connection from uid %s", uid)
+            refusal = f"this monitor belongs to uid {os.getuid()}; you are uid {uid}"
+        elif len(self.sessions) >= MAX_CLIENTS:
+            refusal = f"the monitor has {MAX_CLIENTS} clients already; close one"
+        if refusal:
             with contextlib.suppress(Exception):
-                writer.write(wire.encode({"id": None, "ok": False, "error": {
-                    "type": "ServerError", "message": f"this monitor belongs to uid {os.getuid()}; you are uid {uid}"}}))
+                writer.write(wire.encode({"id": None, "ok": False, "error": {"type": "ServerError",
+                                                                            "message": refusal}}))
                 await writer.drain()
+                # what it sent meanwhile is read first: closing on unread bytes would reset
+                # the connection, and the client would lose the line saying why
+                await asyncio.wait_for(reader.read(1 << 16), 0.2)
+            with contextlib.suppress(Exception):
                 writer.close()
             return
         session = Session(self, reader, writer)

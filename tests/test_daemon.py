@@ -363,3 +363,39 @@ def test_gdb_for_a_guest_of_the_monitor(serve):
     assert json.loads(hvtui("ls", "--json").stdout)[0]["status"] == "running"
     r = hvtui("gdb", "c1", "--address", "nonsense")
     assert r.returncode == 1 and b"expected [HOST:]PORT" in r.stderr
+
+
+def test_logs_follow_a_guest_across_its_runs(serve):
+    hvtui("start", "counter", "--name", "c1", "--memory", "16")
+    follow = subprocess.Popen([sys.executable, "-m", "hvtui", "logs", "c1", "-f"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, env={**os.environ, **ENV})
+    try:
+        out = b""
+        while len(counts(out)) < 3:
+            out += os.read(follow.stdout.fileno(), 4096)
+        hvtui("kill", "c1")
+        hvtui("start", "c1")                           # run 2: logs -f goes on with its log
+        while b"[hvtui] c1: run 2" not in out or counts(out.split(b"run 2", 1)[1])[:2] != [0, 1]:
+            out += os.read(follow.stdout.fileno(), 4096)
+        assert b"killed" in out.split(b"run 2")[0]
+    finally:
+        follow.kill()
+        follow.wait()
+
+
+def test_too_many_clients_are_refused_in_one_line(serve, monkeypatch):
+    from hvtui import server as server_mod
+    socks = []
+    try:
+        for _ in range(server_mod.MAX_CLIENTS):
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(str(paths.socket_path()))
+            socks.append(s)
+        time.sleep(0.3)
+        r = hvtui("ls")
+        assert r.returncode == 1 and r.stderr == b"hvtui: the monitor has 64 clients already; close one\n"
+    finally:
+        for s in socks:
+            s.close()
+    time.sleep(0.3)
+    assert hvtui("ls").returncode == 0
