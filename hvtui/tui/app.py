@@ -103,7 +103,8 @@ class HvtuiApp(App):
             if (g.name, g.run) not in self._crashes_told:
                 self._crashes_told.add((g.name, g.run))
                 reason = g.crash.summary if g.crash else "unknown reason"
-                self.notify(f"{g.name} crashed: {reason}", title="Guest crashed", severity="error", timeout=15)
+                where = f" (report in {g.log})" if g.log else ""
+                self.notify(f"{g.name} crashed: {reason}{where}", title="Guest crashed", severity="error", timeout=15)
         if isinstance(event, api.Notice):
             self.notify(event.text, severity=event.severity, timeout=10)
         tui_gdb.on_event(self, event)

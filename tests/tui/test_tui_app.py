@@ -127,7 +127,8 @@ async def test_kill_asks_first_then_remove(tui):
 
 async def test_crash_notifies_and_keeps_the_report(tui):
     async with tui([spec("counter", "c1"), spec("crash", "boom", boot=Boot(cmdline="ud"))]) as (app, pilot):
-        await wait_until(pilot, lambda: any("boom crashed: triple fault" in n for n in notes(app)),
+        await wait_until(pilot, lambda: any("boom crashed: triple fault" in n and n.endswith("boom.1.log)")
+                                            for n in notes(app)),
                          what="the crash notification")
         await wait_until(pilot, lambda: cell(app, "boom", "state").startswith("crashed: triple fault"),
                          what="the red row")
