@@ -22,6 +22,7 @@ import psutil
 
 from hvtui import images
 from hvtui.errors import ConfigError, StateError
+from hvtui.keyboard import KeyFeed
 from hvtui.vmm import snapshot
 from hvtui.vmm.exits import CrashReport
 from hvtui.vmm.machine import Machine, MachineConfig, MachineSample, State
@@ -51,6 +52,7 @@ class GuestSpec:
 
 BUSY_CPU_PERCENT = 50     # a vCPU using this much of a host CPU and making no exits is computing
 SERIAL, HVC = "serial", "hvc0"      # a guest's two consoles: COM1 and its virtio-console
+VGA = "vga"                         # ... and its VGA text screen with the PS/2 keyboard
 
 @dataclass
 class HostEvent:
@@ -107,6 +109,7 @@ class Guest:
         self.log_path = log_path
         self.serial = ConsoleStream(log_path, append)
         self.hvc = ConsoleStream(log_path.with_suffix(".hvc0.log"), append)
+        self.keyboard = KeyFeed(machine)
         self.pending_input = bytearray()
         self.created_at = time.monotonic()
         self.last_sample: MachineSample | None = None
@@ -347,6 +350,7 @@ class Host:
         task = self._input_tasks.pop(name, None)
         if task:
             task.cancel()
+        guest.keyboard.close()
         guest.machine.destroy()
         guest.serial.close()
         guest.hvc.close()
@@ -392,6 +396,25 @@ class Host:
             del guest.pending_input[:n]
             if guest.pending_input:
                 await asyncio.sleep(INPUT_RETRY_S)
+
+    # ---- the VGA screen and the PS/2 keyboard ----
+    def send_keys(self, name: str, keys: list[int]) -> None:
+        """Queue PS/2 keys (hvtui.ps2keys codes) for the guest's keyboard."""
+        guest = self.get(name)
+        if not guest.state.live:
+            raise StateError(f"{name} is {guest.state.value}; it takes no input")
+        guest.keyboard.send(keys)
+
+    def vga_screen(self, name: str):
+        """The guest's VGA text screen now (hvtui.textscreen.TextScreen)."""
+        return self.get(name).machine.vga_screen()
+
+    def preferred_console(self, name: str) -> str:
+        """VGA for a guest that drew on its VGA screen and wrote nothing to COM1 or hvc0."""
+        guest = self.get(name)
+        if guest.console_bytes == 0 and guest.hvc.total_bytes == 0 and guest.machine.vga_screen().used:
+            return VGA
+        return SERIAL
 
     async def wait_for_output(self, name: str, needle: bytes, timeout: float = 10.0,
                               start: int = 0, console: str = SERIAL) -> int:

@@ -45,6 +45,8 @@ BUILTINS = {i.name: i for i in [
     BuiltinImage("bzimage", "Linux-boot-protocol test kernel (bzImage, 64-bit entry): prints boot_params; exits 0",
                  file="bzimage.bin"),
     BuiltinImage("smp", "Multiboot kernel for 2+ vCPUs: parses the MP table, starts every AP with INIT/SIPI"),
+    BuiltinImage("vgademo", "VGA text + PS/2 keyboard demo: paints every colour and attribute, echoes each key "
+                 "(screen and COM1); F10 quits (cmdline delay=N paints slowly)"),
 ]}
 
 
