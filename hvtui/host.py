@@ -110,6 +110,7 @@ class Guest:
         self.serial = ConsoleStream(log_path, append)
         self.hvc = ConsoleStream(log_path.with_suffix(".hvc0.log"), append)
         self.keyboard = KeyFeed(machine)
+        self.vga_console = False   # seen drawing on VGA while COM1 and hvc0 were silent
         self.pending_input = bytearray()
         self.created_at = time.monotonic()
         self.last_sample: MachineSample | None = None
@@ -410,11 +411,12 @@ class Host:
         return self.get(name).machine.vga_screen()
 
     def preferred_console(self, name: str) -> str:
-        """VGA for a guest that drew on its VGA screen and wrote nothing to COM1 or hvc0."""
+        """VGA for a guest seen drawing on its VGA screen while it had written nothing to
+        COM1 or hvc0 (it stays so once seen), else SERIAL."""
         guest = self.get(name)
-        if guest.console_bytes == 0 and guest.hvc.total_bytes == 0 and guest.machine.vga_screen().used:
-            return VGA
-        return SERIAL
+        if not guest.vga_console and guest.console_bytes == 0 and guest.hvc.total_bytes == 0:
+            guest.vga_console = guest.machine.vga_screen().used
+        return VGA if guest.vga_console else SERIAL
 
     async def wait_for_output(self, name: str, needle: bytes, timeout: float = 10.0,
                               start: int = 0, console: str = SERIAL) -> int:

@@ -5,14 +5,15 @@
  * 1. Paints the 80x25 screen at 0xB8000: a title bar, every attribute byte's colours (rows
  *    of background 0-7 with foreground 0-F, then the same with attribute bit 7 set: blinking
  *    text, or bright backgrounds after F2), all 256 glyphs of code page 437, a line to type
- *    on and a status line. With "delay=N" on its command line it waits N loop turns after
- *    each cell (slow enough to be caught mid-drawing). The hardware cursor follows the
- *    typing line (CRTC 0x0E/0x0F).
+ *    on and a status line. With "delay=N" on its command line it waits N ms (PIT channel 0)
+ *    each time it reaches the end of a row (slow enough to be caught mid-drawing). The
+ *    hardware cursor follows the typing line (CRTC 0x0E/0x0F).
  * 2. Sets up the i8042 as a kernel does, showing each answer on screen row 22: both ports
  *    off, output flushed, configuration byte read, controller self-test, keyboard interface
  *    test, configuration written back with IRQ 1 and set-2-to-1 translation on, keyboard
  *    port on; keyboard reset, identify (0x41 is 0x83 translated), Num Lock LED on. Then the
- *    PIC (vectors 0x20/0x28, only IRQ 1 unmasked) and an IDT, and the row ends in " - ready":
+ *    PIC (vectors 0x20/0x28, only IRQ 1 unmasked) and an IDT, and the row ends in " - ready"
+ *    (keys typed before the keyboard reset are skipped, or lost by the reset, as on a PC):
  *      i8042: cfg 75 selftest 55 kbdtest 00 reset fa aa id fa ab 41 leds fa fa - ready
  *    The kernel halts until a key comes (isr32.S idle_wait: IRQ 1 ends the wait; there is
  *    no iret, see there).
@@ -57,7 +58,7 @@ struct mb1_info {
     u32 flags, mem_lower, mem_upper, boot_device, cmdline;
 };
 
-static u32 cell_delay;
+static u32 cell_delay;       /* ms after each row (delay=N) */
 static int blink_on = 1, block_cursor;
 static int type_len;
 static u8 leds = 0x02;      /* Num Lock */
@@ -69,11 +70,38 @@ static volatile u16 *vram(void)
     return pc_phys(0xB8000);
 }
 
+/* PIT channel 0 as a clock (1193182 Hz), for delay=N */
+static void pit_start(void)
+{
+    outb(0x43, 0x34);                   /* channel 0, lobyte/hibyte, mode 2, binary */
+    outb(0x40, 0);
+    outb(0x40, 0);                      /* reload 65536: wraps every 55 ms */
+}
+
+static u32 pit_read(void)
+{
+    u32 lo, hi;
+    outb(0x43, 0x00);                   /* latch channel 0 */
+    lo = inb(0x40);
+    hi = inb(0x40);
+    return lo | hi << 8;
+}
+
+static void delay_ms(u32 ms)
+{
+    u32 last = pit_read(), elapsed = 0, ticks = ms * 1193;
+    while (elapsed < ticks) {
+        u32 now = pit_read();
+        elapsed += (last - now) & 0xffff;
+        last = now;
+    }
+}
+
 static void put(int x, int y, u8 ch, u8 attr)
 {
     vram()[y * COLS + x] = (u16)(ch | attr << 8);
-    for (volatile u32 i = 0; i < cell_delay; i++)
-        ;
+    if (cell_delay && x == COLS - 1)    /* delay=N: N ms after each row's last cell */
+        delay_ms(cell_delay);
 }
 
 static int put_str(int x, int y, const char *s, u8 attr)
@@ -202,18 +230,54 @@ static void kbc_data(u8 v)
 
 static int report_x;
 
-/* Show " WHAT" and the next n bytes the controller answers on the i8042 row ("--": none). */
-static void report(const char *what, int n)
+static void show(const char *what, u8 attr)
 {
-    report_x = put_str(report_x, I8042_ROW, " ", A_TEXT);
-    report_x = put_str(report_x, I8042_ROW, what, A_LABEL);
-    while (n--) {
-        report_x = put_str(report_x, I8042_ROW, " ", A_TEXT);
-        if (wait_output())
-            report_x = put_hex2(report_x, I8042_ROW, inb(KBD_DATA), A_TEXT);
-        else
-            report_x = put_str(report_x, I8042_ROW, "--", A_TEXT);
+    report_x = put_str(report_x, I8042_ROW, what, attr);
+}
+
+static void show_byte(int b)
+{
+    show(" ", A_TEXT);
+    if (b < 0)
+        show("--", A_TEXT);
+    else
+        report_x = put_hex2(report_x, I8042_ROW, (u8)b, A_TEXT);
+}
+
+static int read_reply(void)
+{
+    return wait_output() ? inb(KBD_DATA) : -1;
+}
+
+/* A controller command with a one-byte answer, shown as " WHAT xx" ("--": none came). */
+static void controller_query(const char *what, u8 command)
+{
+    kbc_command(command);
+    show(" ", A_TEXT);
+    show(what, A_LABEL);
+    show_byte(read_reply());
+}
+
+/* A keyboard command (with param unless negative) and its answer: the acknowledgement, for
+ * which keys typed during start-up are skipped, then `more` bytes. */
+static void keyboard_command(const char *what, u8 command, int param, int more)
+{
+    int b, skipped = 0;
+    while (inb(KBD_STATUS) & KBD_OBF)   /* keys typed while we started: not answers */
+        (void)inb(KBD_DATA);
+    show(" ", A_TEXT);
+    show(what, A_LABEL);
+    kbc_data(command);
+    for (int i = 0; i < (param >= 0 ? 2 : 1); i++) {
+        if (i)
+            kbc_data((u8)param);
+        do
+            b = read_reply();
+        while (b >= 0 && b != 0xFA && b != 0xFE && ++skipped < 64);
+        show_byte(b);
     }
+    while (more--)
+        show_byte(read_reply());
 }
 
 static void controller_setup(void)
@@ -225,24 +289,18 @@ static void controller_setup(void)
         (void)inb(KBD_DATA);
     report_x = put_str(0, I8042_ROW, "i8042:", A_LABEL);
     kbc_command(0x20);
-    config = wait_output() ? inb(KBD_DATA) : 0;
-    report_x = put_str(report_x, I8042_ROW, " cfg ", A_LABEL);
-    report_x = put_hex2(report_x, I8042_ROW, config, A_TEXT);
-    kbc_command(0xAA);
-    report("selftest", 1);
-    kbc_command(0xAB);
-    report("kbdtest", 1);
+    config = (u8)read_reply();
+    show(" cfg", A_LABEL);
+    show_byte(config);
+    controller_query("selftest", 0xAA);
+    controller_query("kbdtest", 0xAB);
     config = (u8)((config | 0x01 | 0x40) & ~0x10);   /* IRQ 1, translation, keyboard on */
     kbc_command(0x60);
     kbc_data(config);
     kbc_command(0xAE);
-    kbc_data(0xFF);
-    report("reset", 2);
-    kbc_data(0xF2);
-    report("id", 3);
-    kbc_data(0xED);
-    kbc_data(leds);
-    report("leds", 2);
+    keyboard_command("reset", 0xFF, -1, 1);
+    keyboard_command("id", 0xF2, -1, 2);
+    keyboard_command("leds", 0xED, leds, 0);
 }
 
 /* ---- interrupts ---- */
@@ -500,12 +558,14 @@ u32 kmain(u32 magic, u32 info, u32 load)
     }
     if (mbi->flags & MBI_CMDLINE && mbi->cmdline)
         cell_delay = parse_delay(PC_PTR(mbi->cmdline));
+    if (cell_delay)
+        pit_start();
     paint();
     cell_delay = 0;
     controller_setup();
     interrupts_setup();
     vgademo_irq1();         /* a key that came before the PIC was set up: its edge is gone */
-    put_str(report_x, I8042_ROW, " - ready", A_LABEL);
+    show(" - ready", A_LABEL);
     for (;;) {                          /* interrupts are on only inside idle_wait */
         if (ring_tail == ring_head) {
             idle_wait();
