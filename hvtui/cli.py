@@ -21,7 +21,13 @@ EXIT_ERROR, EXIT_CRASH, EXIT_TIMEOUT, EXIT_INTERRUPT = 1, 3, 124, 130
 DETACH_KEY = b"\x1d"   # Ctrl-]
 
 
+_held: list[str] | None = None     # messages kept while --console vga has the alternate screen
+
+
 def _say(msg: str) -> None:
+    if _held is not None:
+        _held.append(msg)
+        return
     print(f"hvtui: {msg}", file=sys.stderr, flush=True)
 
 
@@ -187,9 +193,12 @@ async def _run(args) -> int:
                 detached.set()
                 data = data.split(DETACH_KEY)[0]
             if data and guest.state.live:
-                view.feed(data) if view else host.send_input(guest.name, data)
+                if view is not None:
+                    view.feed(data)
+                else:
+                    host.send_input(guest.name, data)
 
-        with _RawStdin() if interactive else contextlib.nullcontext(), _screen_session(view, args, host, guest):
+        with _screen_session(view, args, host, guest), _RawStdin() if interactive else contextlib.nullcontext():
             if stdin_fd is not None:
                 with contextlib.suppress(OSError, ValueError, PermissionError):
                     loop.add_reader(stdin_fd, on_stdin)
@@ -237,14 +246,20 @@ async def _run(args) -> int:
 
 @contextlib.contextmanager
 def _screen_session(view, args, host, guest):
-    """--console vga's screen while the run lasts; --screen-to's files when it ends."""
+    """--console vga's screen while the run lasts (messages wait until the terminal's own
+    screen is back); --screen-to's files when it ends."""
+    global _held
     if view is not None:
         view.start()
+        _held = [] if view.tty else None
     try:
         yield
     finally:
         if view is not None:
             view.close()
+            held, _held = _held or [], None
+            for msg in held:
+                _say(msg)
         if args.screen_to:
             from hvtui import textscreen
             try:

@@ -232,6 +232,7 @@ class Host:
         if state is not None and not state.live:
             self._drain(guest)   # the last words of the guest come before its end
             self._log_end(guest)
+            guest.keyboard.close()   # keys it will never read
         self._publish(HostEvent(event, name, state, info))
 
     def _log_end(self, guest: Guest) -> None:
