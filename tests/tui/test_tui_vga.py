@@ -6,6 +6,7 @@ panel's tail of a VGA guest."""
 from __future__ import annotations
 
 import pytest
+from textual import events
 
 from hvtui.host import GuestSpec, SERIAL, VGA
 from hvtui.textscreen import DEFAULT_PALETTE
@@ -95,6 +96,9 @@ async def test_keys_reach_the_guest_as_scancodes(tui):
         await wait_until(pilot, lambda: "type> ok" in console.vga.text(), what="typed text on screen")
         assert (console.vga.cursor.x, console.vga.cursor.y) == (8, 23)
         assert style_at(console.vga, 8, 23).reverse           # a block cursor
+        console.post_message(events.Paste("!é?"))              # é: no key on a US keyboard
+        await wait_until(pilot, lambda: "type> ok!?" in console.vga.text(), what="the paste on screen")
+        assert any("have no key on a US keyboard" in n and "é" in n for n in notes(app))
 
 
 async def test_prefix_v_cycles_and_w_saves_the_screen(tui, tmp_path, monkeypatch):

@@ -187,7 +187,10 @@ class ConsoleScreen(Screen):
 
     def send_key(self, key: str, character: str | None) -> None:
         if self.console == VGA:
-            self.send(ps2keys.for_textual(key, character))
+            keys = ps2keys.for_textual(key, character)
+            if not keys:
+                self.app.bell()          # no PS/2 key types it (a US layout)
+            self.send(keys)
         else:
             self.send(key_to_bytes(key, character, self.term.app_cursor))
 
@@ -195,6 +198,10 @@ class ConsoleScreen(Screen):
         event.stop()
         text = event.text.replace("\r\n", "\r").replace("\n", "\r")
         if self.console == VGA:
+            untypable = sorted({ch for ch in text if not ps2keys.for_char(ch)})
+            if untypable:
+                self.notify(f"{len(untypable)} character(s) have no key on a US keyboard and were left out: "
+                            f"{''.join(untypable)[:20]!r}", severity="warning", timeout=4)
             self.send([k for ch in text for k in ps2keys.for_char(ch)])
         else:
             self.send(text.encode())
