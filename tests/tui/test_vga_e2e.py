@@ -1,6 +1,7 @@
 """End to end: `hvtui run vgademo --console vga` in a real terminal (tmux, 100x30) as a user
 runs it: the guest's VGA screen appears in its colours, typed keys come back on it with the
-cursor after them, F10 ends the guest (exit 0) and the terminal's own screen is back."""
+cursor after them, F10 ends the guest (exit 0) and the terminal's own screen is back; Ctrl-]
+detaches (exit 130) with its message on the terminal's own screen."""
 from __future__ import annotations
 
 import os
@@ -41,3 +42,19 @@ def test_run_console_vga_in_tmux(tmp_path):
         subprocess.run(["tmux", "-L", tmux.socket, "kill-server"], capture_output=True)
     log = (tmp_path / "vgademo-1.log").read_text()
     assert "key: 14 t make 'T'" in log and "key: e0 48 up make" in log and "vgademo: bye" in log
+
+
+def test_run_console_vga_detaches_with_ctrl_bracket(tmp_path):
+    command = (f"env TERM=xterm-256color PYTHONPATH={os.getcwd()} {sys.executable} -m hvtui run vgademo "
+               f"--console vga --log-dir {tmp_path} --timeout 60")
+    tmux = Tmux(f"hvtui-vga-d-{os.getpid()}")
+    try:
+        tmux("-f", "/dev/null", "new-session", "-d", "-s", "hv", "-x", "100", "-y", "30",
+             "sh", "-c", f"{command}; echo hvtui exited with $?; sleep 60")
+        tmux.wait_for(lambda s: "- ready" in s, "the demo's screen")
+        tmux("send-keys", "-t", "hv", "C-]")
+        screen = tmux.wait_for(lambda s: "hvtui exited" in s, "hvtui to exit")
+        assert "hvtui exited with 130" in screen and "hvtui VGA demo" not in screen
+        assert screen.splitlines()[0] == "hvtui: vgademo-1: detached (Ctrl-]); guest stopped"
+    finally:
+        subprocess.run(["tmux", "-L", tmux.socket, "kill-server"], capture_output=True)

@@ -136,9 +136,8 @@ class ConsoleScreen(Screen):
 
     def poll_vga(self) -> None:
         """Show the guest's VGA screen as it is now (rows that changed are repainted)."""
-        guest = self.app.host.guests.get(self.guest_name)
-        if guest is not None and self.console == VGA:
-            self.vga.show(guest.machine.vga_screen())
+        if self.guest_name in self.app.host.guests and self.console == VGA:
+            self.vga.show(self.app.host.vga_screen(self.guest_name))
 
     def host_event(self, event) -> None:
         if event.kind == "removed" and event.guest == self.guest_name:

@@ -162,7 +162,7 @@ class DetailPanel(Vertical):
             crash.display = False
         title, tail = "Console", None
         if self.app.host.preferred_console(guest.name) == VGA:
-            title, tail = "VGA screen", vga_tail(guest.machine.vga_screen(), TAIL_LINES)
+            title, tail = "VGA screen", vga_tail(self.app.host.vga_screen(guest.name), TAIL_LINES)
         if tail is None:
             tail = fmt.console_tail(guest.history, TAIL_LINES)
         self.query_one("#detail-console", Static).update(
