@@ -15,13 +15,19 @@ import termios
 import tty
 
 from hvtui import images
-from hvtui.errors import HvError
+from hvtui.errors import ConfigError, HvError
 
 EXIT_ERROR, EXIT_CRASH, EXIT_TIMEOUT, EXIT_INTERRUPT = 1, 3, 124, 130
 DETACH_KEY = b"\x1d"   # Ctrl-]
 
 
+_held: list[str] | None = None     # messages kept while --console vga has the alternate screen
+
+
 def _say(msg: str) -> None:
+    if _held is not None:
+        _held.append(msg)
+        return
     print(f"hvtui: {msg}", file=sys.stderr, flush=True)
 
 
@@ -77,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "port 0 picks a free one)")
     run.add_argument("--gdb-wait", action="store_true",
                      help="with --gdb: hold the guest before its first instruction until gdb continues it")
+    _screen_arguments(run)
 
     restore = sub.add_parser("restore", help="continue a snapshot as a new guest, console on this terminal")
     restore.add_argument("file", help="a snapshot file (hvtui run --snapshot-to, or the TUI)")
@@ -84,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--timeout", type=float, default=None, metavar="S", help="stop the guest after S seconds (exit 124)")
     restore.add_argument("--log-dir", default=None, help="where console logs go")
     restore.add_argument("-v", "--verbose", action="store_true", help="monitor messages on stderr")
+    _screen_arguments(restore)
 
     snap = sub.add_parser("snapshot", help="inspect snapshot files")
     snap_sub = snap.add_subparsers(dest="snapshot_command", required=True)
@@ -124,6 +132,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _screen_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--console", choices=("serial", "vga"), default="serial",
+                   help="vga: draw the guest's VGA text screen here (the terminal's alternate screen) and send "
+                        "keys to its PS/2 keyboard, instead of COM1; without a terminal, print the final screen")
+    p.add_argument("--screen-to", default=None, metavar="FILE",
+                   help="when the run ends, save the guest's VGA screen as FILE.txt and FILE.svg (in its colours)")
+
+
 def split_initrd(text: str | None) -> list[str]:
     """QEMU's -initrd list: files separated by commas, each optionally followed by its arguments."""
     return [item.strip() for item in text.split(",") if item.strip()] if text else []
@@ -153,6 +169,7 @@ async def _run(args) -> int:
     from hvtui.vmm.machine import State
 
     out = sys.stdout.buffer
+    vga = args.console == "vga"
     async with Host(log_dir=args.log_dir, spare_vm=False) as host:
         if args.command == "restore":
             guest = await host.restore(args.file, name=args.name or None, start=False)
@@ -167,7 +184,8 @@ async def _run(args) -> int:
         def to_stdout(data: bytes) -> None:
             out.write(data)
             out.flush()
-        host.console_subscribe(guest.name, to_stdout)
+        if not vga:
+            host.console_subscribe(guest.name, to_stdout)
         if args.verbose:
             _say(f"{guest.name}: {guest.machine.boot_protocol}, {cfg.memory_mib} MiB, {cfg.vcpus} vCPU(s), "
                  f"log {guest.log_path}")
@@ -176,6 +194,12 @@ async def _run(args) -> int:
         detached = asyncio.Event()
         stdin_fd = sys.stdin.fileno() if sys.stdin and not sys.stdin.closed else None
         interactive = stdin_fd is not None and os.isatty(stdin_fd)
+        view = None
+        if vga:
+            from hvtui.vgaterm import VgaTerminal
+            view = VgaTerminal(host, guest.name, out, os.isatty(out.fileno()),
+                               pause_input=lambda: loop.remove_reader(stdin_fd),
+                               resume_input=lambda: loop.add_reader(stdin_fd, on_stdin))
 
         def on_stdin() -> None:
             try:
@@ -189,12 +213,15 @@ async def _run(args) -> int:
                 detached.set()
                 data = data.split(DETACH_KEY)[0]
             if data and guest.state.live:
-                host.send_input(guest.name, data)
+                if view is not None:
+                    view.feed(data)
+                else:
+                    host.send_input(guest.name, data)
 
         if getattr(args, "gdb", None) is not None:
             await _serve_gdb(host, guest, args)
 
-        with _RawStdin() if interactive else contextlib.nullcontext():
+        with _screen_session(view, args, host, guest), _RawStdin() if interactive else contextlib.nullcontext():
             if stdin_fd is not None:
                 with contextlib.suppress(OSError, ValueError, PermissionError):
                     loop.add_reader(stdin_fd, on_stdin)
@@ -261,6 +288,32 @@ async def _serve_gdb(host, guest, args) -> None:
         elif args.verbose and "stopped" in event.info:
             _say(f"{guest.name}: stopped by gdb: {event.info['stopped']}")
     host.subscribe(on_event)
+
+
+@contextlib.contextmanager
+def _screen_session(view, args, host, guest):
+    """--console vga's screen while the run lasts (messages wait until the terminal's own
+    screen is back); --screen-to's files when it ends."""
+    global _held
+    if view is not None:
+        view.start()
+        _held = [] if view.tty else None
+    try:
+        yield
+    finally:
+        if view is not None:
+            view.close()
+            held, _held = _held or [], None
+            for msg in held:
+                _say(msg)
+        if args.screen_to:
+            from hvtui import textscreen
+            try:
+                txt, svg = textscreen.save(host.vga_screen(guest.name), args.screen_to, f"{guest.name}: VGA screen")
+                if args.verbose:
+                    _say(f"{guest.name}: VGA screen saved to {svg} and {txt}")
+            except OSError as e:
+                _say(f"--screen-to {args.screen_to}: {e.strerror or e}")
 
 
 async def _live_snapshot(host, guest, args, failed: list) -> None:
@@ -340,6 +393,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--snapshot-after and --snapshot-to go together")
         if args.command == "run" and args.gdb_wait and args.gdb is None:
             parser.error("--gdb-wait needs --gdb [HOST:]PORT")
+        if getattr(args, "screen_to", None):
+            folder = os.path.dirname(os.path.abspath(args.screen_to))
+            if not os.path.isdir(folder):
+                raise ConfigError(f"--screen-to {args.screen_to}: no folder {folder}")
         if args.command in ("run", "restore"):
             return asyncio.run(_run(args))
         if args.command == "snapshot":

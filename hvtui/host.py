@@ -22,6 +22,7 @@ import psutil
 
 from hvtui import images
 from hvtui.errors import ConfigError, StateError
+from hvtui.keyboard import KeyFeed
 from hvtui.vmm import snapshot
 from hvtui.vmm.exits import CrashReport
 from hvtui.vmm.kvm import VmPool
@@ -52,6 +53,7 @@ class GuestSpec:
 
 BUSY_CPU_PERCENT = 50     # a vCPU using this much of a host CPU and making no exits is computing
 SERIAL, HVC = "serial", "hvc0"      # a guest's two consoles: COM1 and its virtio-console
+VGA = "vga"                         # ... and its VGA text screen with the PS/2 keyboard
 
 @dataclass
 class HostEvent:
@@ -108,6 +110,8 @@ class Guest:
         self.log_path = log_path
         self.serial = ConsoleStream(log_path, append)
         self.hvc = ConsoleStream(log_path.with_suffix(".hvc0.log"), append)
+        self.keyboard = KeyFeed(machine)
+        self.vga_console = False   # seen drawing on VGA while COM1 and hvc0 were silent
         self.pending_input = bytearray()
         self.created_at = time.monotonic()
         self.last_sample: MachineSample | None = None
@@ -236,6 +240,7 @@ class Host:
             self._drain(guest)   # the last words of the guest come before its end
             self._log_end(guest)
             guest.ended.set()
+            guest.keyboard.close()   # keys it will never read
         self._publish(HostEvent(event, name, state, info))
 
     def _log_end(self, guest: Guest) -> None:
@@ -358,6 +363,7 @@ class Host:
         server = self.gdb.pop(name, None)
         if server is not None:
             await server.close()
+        guest.keyboard.close()
         guest.machine.destroy()
         guest.serial.close()
         guest.hvc.close()
@@ -415,6 +421,26 @@ class Host:
             del guest.pending_input[:n]
             if guest.pending_input:
                 await asyncio.sleep(INPUT_RETRY_S)
+
+    # ---- the VGA screen and the PS/2 keyboard ----
+    def send_keys(self, name: str, keys: list[int]) -> None:
+        """Queue PS/2 keys (hvtui.ps2keys codes) for the guest's keyboard."""
+        guest = self.get(name)
+        if not guest.state.live:
+            raise StateError(f"{name} is {guest.state.value}; it takes no input")
+        guest.keyboard.send(keys)
+
+    def vga_screen(self, name: str):
+        """The guest's VGA text screen now (hvtui.textscreen.TextScreen)."""
+        return self.get(name).machine.vga_screen()
+
+    def preferred_console(self, name: str) -> str:
+        """VGA for a guest seen drawing on its VGA screen while it had written nothing to
+        COM1 or hvc0 (it stays so once seen), else SERIAL."""
+        guest = self.get(name)
+        if not guest.vga_console and guest.console_bytes == 0 and guest.hvc.total_bytes == 0:
+            guest.vga_console = guest.machine.vga_screen().used
+        return VGA if guest.vga_console else SERIAL
 
     async def wait_for_output(self, name: str, needle: bytes, timeout: float = 10.0,
                               start: int = 0, console: str = SERIAL) -> int:

@@ -23,7 +23,7 @@ from textual.screen import Screen
 
 from hvtui import images
 from hvtui.errors import ConfigError, HvError
-from hvtui.host import HVC, SERIAL, GuestSpec, Host, HostEvent
+from hvtui.host import HVC, SERIAL, VGA, GuestSpec, Host, HostEvent
 from hvtui.tui import gdb as tui_gdb
 from hvtui.tui.config import DEFAULT_FLEET, Config, load_config, load_fleet
 from hvtui.tui.screens.console import PREFIX_COMMANDS, ConsoleScreen, key_label
@@ -284,8 +284,26 @@ class HvtuiApp(App):
     def show_scrollback(self, name: str, console: str = SERIAL) -> None:
         guest = self.host.guests.get(name)
         if guest is not None:
-            history = guest.hvc_history if console == HVC else guest.history
+            if console == VGA:    # no scrollback on a VGA screen: search what it shows
+                history = self.host.vga_screen(name).text().encode()
+            else:
+                history = guest.hvc_history if console == HVC else guest.history
             self.push_screen(ScrollbackScreen(f"{name} ({console})", bytes(history)))
+
+    def save_vga_screen(self, name: str) -> None:
+        """Save the guest's VGA screen as <screens dir>/<guest>-<time>.txt and .svg."""
+        from hvtui import textscreen
+        if name not in self.host.guests:
+            return
+        directory = self.config.screens
+        base = directory / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            txt, svg = textscreen.save(self.host.vga_screen(name), str(base), f"{name}: VGA screen")
+        except (OSError, HvError) as e:
+            self.notify(str(e), title="Could not save the screen", severity="error", timeout=8)
+            return
+        self.notify(f"{name}'s VGA screen saved to {svg} and {os.path.basename(txt)}", title="Screen", timeout=8)
 
     def show_help(self) -> None:
         dashboard = []
@@ -297,7 +315,7 @@ class HvtuiApp(App):
         prefix = key_label(self.config.prefix_key)
         console = [(key_label(self.config.detach_key), "detach")]
         console += [(f"{prefix} {prefix if k == 'prefix' else k}", what) for k, what in PREFIX_COMMANDS]
-        console.append(("other keys", "go to the guest (Ctrl+letter, arrows, F1-F12)"))
+        console.append(("other keys", "go to the guest (Ctrl+letter, arrows, F1-F12; on VGA as PS/2 scancodes)"))
         console.append(("ctrl+q", "quit hvtui at once, anywhere (live guests are killed)"))
         self.push_screen(HelpScreen(dashboard, console))
 

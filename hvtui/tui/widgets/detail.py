@@ -1,5 +1,6 @@
 """The detail panel of the selected guest: registers, exit reasons as bars, busiest I/O
-ports and the tail of its console; a crashed guest's crash report stays here.
+ports and the tail of its console (of its VGA screen, for a guest whose console that is);
+a crashed guest's crash report stays here.
 
 Registers come from the crash report (the vCPU that crashed), or from the vCPUs when the
 guest is paused or ended (read once per state and cached); a running guest shows "running".
@@ -14,6 +15,7 @@ from rich.text import Text
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
+from hvtui.host import VGA
 from hvtui.tui import format as fmt
 from hvtui.tui import gdb as tui_gdb
 from hvtui.vmm.machine import State
@@ -100,6 +102,14 @@ def ports_table(guest) -> Table:
     return t
 
 
+def vga_tail(screen, n: int) -> list[str]:
+    """The last n rows of a VGA screen down to its last non-blank one, trailing spaces cut."""
+    lines = [line.rstrip() for line in screen.lines()]
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines[-n:]
+
+
 class DetailPanel(Vertical):
     """Registers beside exit bars and ports; then the crash report, then the console tail."""
 
@@ -155,6 +165,10 @@ class DetailPanel(Vertical):
             crash.update(Text(guest.crash.format(), style="red"))
         else:
             crash.display = False
-        tail = fmt.console_tail(guest.history, TAIL_LINES)
+        title, tail = "Console", None
+        if self.app.host.preferred_console(guest.name) == VGA:
+            title, tail = "VGA screen", vga_tail(self.app.host.vga_screen(guest.name), TAIL_LINES)
+        if tail is None:
+            tail = fmt.console_tail(guest.history, TAIL_LINES)
         self.query_one("#detail-console", Static).update(
-            Group(Text("Console", style="bold underline"), Text("\n".join(tail))))
+            Group(Text(title, style="bold underline"), Text("\n".join(tail))))
