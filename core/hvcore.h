@@ -35,6 +35,12 @@
 #define HV_PORT_I8042_DATA  0x60
 #define HV_PORT_I8042_CMD   0x64
 #define HV_COM1_IRQ         4
+#define HV_KBD_IRQ          1     /* the i8042's keyboard port */
+#define HV_AUX_IRQ          12    /* the i8042's auxiliary (mouse) port */
+/* A key for hv_i8042_push_keys: its scancode-set-2 code in bits 0-7, with */
+#define HV_KEY_E0           0x0100   /* after an 0xe0 prefix (an extended key) */
+#define HV_KEY_BREAK        0x8000   /* its release */
+#define HV_KEY_PAUSE        0x0200   /* the Pause key's whole sequence (no release) */
 #define HV_UART_RX_FIFO     64
 #define HV_CONSOLE_RING     262144
 
@@ -87,6 +93,16 @@ struct hv_uart_stats {
     uint64_t console_dropped;   /* oldest console bytes dropped because the ring was full */
 };
 
+struct hv_kbd_stats {
+    uint64_t keys;              /* host keys the keyboard took */
+    uint64_t dropped;           /* of those, lost: scanning was off, or no such key */
+    uint8_t leds;               /* bit 0 scroll, 1 num, 2 caps lock, as the guest set them */
+    uint8_t scancode_set;       /* 1 or 2 */
+    uint8_t scanning;
+    uint8_t translating;        /* the controller translates set 2 to set 1 */
+    uint32_t pad;
+};
+
 struct hv_vm;
 struct hv_vcpu;
 struct hv_uart;
@@ -134,6 +150,8 @@ int hv_uart_restore(struct hv_vm *vm, const void *in, size_t len);
 size_t hv_i8042_state_size(void);
 void hv_i8042_save(struct hv_vm *vm, void *out);
 int hv_i8042_restore(struct hv_vm *vm, const void *in, size_t len);
+size_t hv_i8042_push_keys(struct hv_vm *vm, const uint16_t *keys, size_t n); /* whole keys taken (HV_KEY_*) */
+void hv_i8042_get_stats(struct hv_vm *vm, struct hv_kbd_stats *out);
 
 /* Snapshots (snapshot.c): the non-zero pages of a RAM slot out to fd at file_off + their
    offset, holes elsewhere; runs[] gets (first page, count) pairs. Returns the number of

@@ -31,8 +31,10 @@ struct hv_vm {
     int console_efd;
     int rx_efd;                        /* eventfd: host input reached the UART (wakes idle vCPUs) */
 
-    pthread_mutex_t i8042_lock;
+    pthread_mutex_t i8042_lock;        /* guards kbd, its IRQ levels and counters */
     struct i8042 kbd;
+    int irq1_level, irq12_level;
+    uint64_t kbd_keys, kbd_dropped;
 };
 
 struct hv_vcpu {

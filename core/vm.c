@@ -1,7 +1,8 @@
 /*
  * vm.c - one VM: in-kernel irqchip and PIT, RAM slots, and the hot devices that the
  * vCPU loop serves without Python: COM1 (uart16550.c) with its console ring and
- * eventfd, the debug-exit port, port 0x80, the i8042 reset line, and ports nobody owns.
+ * eventfd, the debug-exit port, port 0x80, the i8042 (i8042.c: the PS/2 controller and
+ * keyboard, on IRQ 1 and 12, with the host's keys), and ports nobody owns.
  */
 #include "internal.h"
 #include <errno.h>
@@ -54,6 +55,7 @@ int hv_vm_create(int kvm_fd, struct hv_vm **out)
     pthread_mutex_init(&vm->i8042_lock, NULL);
     uart_reset(&vm->uart);
     i8042_reset(&vm->kbd);
+    vm->irq1_level = vm->irq12_level = 0;
     ring_init(&vm->console, vm->console_buf, sizeof(vm->console_buf));
     *out = vm;
     return 0;
@@ -307,6 +309,47 @@ int hv_uart_restore(struct hv_vm *vm, const void *in, size_t len)
     return 0;
 }
 
+/* ---- the i8042 ---- */
+
+_Static_assert(HV_KEY_E0 == I8042_KEY_E0 && HV_KEY_BREAK == I8042_KEY_BREAK &&
+               HV_KEY_PAUSE == I8042_KEY_PAUSE, "hvcore.h and i8042.h agree on host keys");
+
+/* Called with i8042_lock held: one ISA line follows one output of the controller. After
+   the guest took a byte and another is already there, pulse: the PIC sees a new edge. */
+static void follow_line(struct hv_vm *vm, uint32_t irq, int *current, int level, int pulse)
+{
+    struct kvm_irq_level l = { .irq = irq, .level = 0 };
+    if (pulse && level && *current == 1 && ioctl(vm->vm_fd, KVM_IRQ_LINE, &l) == 0)
+        *current = 0;
+    if (level != *current) {
+        l.level = (uint32_t)level;
+        if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &l) == 0)
+            *current = level;
+    }
+}
+
+static void kbd_update_irq(struct hv_vm *vm, int pulse)
+{
+    unsigned lines = i8042_irq_lines(&vm->kbd);
+    follow_line(vm, HV_KBD_IRQ, &vm->irq1_level, (lines & I8042_IRQ_KBD) != 0, pulse);
+    follow_line(vm, HV_AUX_IRQ, &vm->irq12_level, (lines & I8042_IRQ_AUX) != 0, pulse);
+}
+
+static void i8042_io(struct hv_vm *vm, uint16_t port, int is_out, uint8_t *data, uint32_t count, int *reset)
+{
+    pthread_mutex_lock(&vm->i8042_lock);
+    for (uint32_t i = 0; i < count; i++) {
+        if (is_out) {
+            *reset |= i8042_write(&vm->kbd, port, data[i]) == I8042_RESET;
+            kbd_update_irq(vm, 0);
+        } else {
+            data[i] = i8042_read(&vm->kbd, port);
+            kbd_update_irq(vm, port == HV_PORT_I8042_DATA);
+        }
+    }
+    pthread_mutex_unlock(&vm->i8042_lock);
+}
+
 size_t hv_i8042_state_size(void)
 {
     return sizeof(struct i8042);
@@ -323,14 +366,43 @@ int hv_i8042_restore(struct hv_vm *vm, const void *in, size_t len)
 {
     struct i8042 k;
     if (len != sizeof(k))
-        return hv_fail_errno("restore i8042 state", EINVAL);
+        return hv_fail_errno("restore i8042 state (wrong size: a snapshot of another version?)", EINVAL);
     memcpy(&k, in, sizeof(k));
-    if (k.output_full > 1)
-        return hv_fail_errno("restore i8042 state", EINVAL);
+    if (!i8042_state_valid(&k))
+        return hv_fail_errno("restore i8042 state (invalid registers)", EINVAL);
     pthread_mutex_lock(&vm->i8042_lock);
     vm->kbd = k;
+    vm->irq1_level = vm->irq12_level = -1;   /* force the lines to follow the restored state */
+    kbd_update_irq(vm, 0);
     pthread_mutex_unlock(&vm->i8042_lock);
     return 0;
+}
+
+size_t hv_i8042_push_keys(struct hv_vm *vm, const uint16_t *keys, size_t n)
+{
+    size_t dropped = 0;
+    pthread_mutex_lock(&vm->i8042_lock);
+    size_t taken = i8042_push_keys(&vm->kbd, keys, n, &dropped);
+    vm->kbd_keys += taken;
+    vm->kbd_dropped += dropped;
+    kbd_update_irq(vm, 0);
+    pthread_mutex_unlock(&vm->i8042_lock);
+    if (taken > dropped)
+        hv_vm_wake_idle(vm);
+    return taken;
+}
+
+void hv_i8042_get_stats(struct hv_vm *vm, struct hv_kbd_stats *out)
+{
+    pthread_mutex_lock(&vm->i8042_lock);
+    out->keys = vm->kbd_keys;
+    out->dropped = vm->kbd_dropped;
+    out->leds = vm->kbd.kbd_leds;
+    out->scancode_set = vm->kbd.kbd_set;
+    out->scanning = vm->kbd.kbd_scanning;
+    out->translating = (vm->kbd.ram[0] & 0x40) != 0;
+    out->pad = 0;
+    pthread_mutex_unlock(&vm->i8042_lock);
 }
 
 /* ---- the hot port-I/O dispatch ---- */
@@ -376,14 +448,7 @@ int hv_vm_handle_io(struct hv_vm *vm, struct kvm_run *run, struct hv_exit *exit)
     }
     if ((port == HV_PORT_I8042_DATA || port == HV_PORT_I8042_CMD) && size == 1) {
         int reset = 0;
-        pthread_mutex_lock(&vm->i8042_lock);
-        for (uint32_t i = 0; i < count; i++) {
-            if (is_out)
-                reset |= i8042_write(&vm->kbd, port, data[i]) == I8042_RESET;
-            else
-                data[i] = i8042_read(&vm->kbd, port);
-        }
-        pthread_mutex_unlock(&vm->i8042_lock);
+        i8042_io(vm, port, is_out, data, count, &reset);
         if (reset) {
             exit->reason = HV_EXIT_RESET;
             return 0;

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
 from hvtui.errors import ConfigError, HvError, StateError
+from hvtui.textscreen import Cursor, TextScreen
 
 __all__ = ["Boot", "GuestSpec", "State", "End", "Crash", "VcpuRates", "GuestView", "Event",
            "GuestAdded", "GuestChanged", "GuestRemoved", "StatsTick", "Resync", "Notice", "DebuggerEvent", "Gone",
@@ -29,8 +30,10 @@ __all__ = ["Boot", "GuestSpec", "State", "End", "Crash", "VcpuRates", "GuestView
            "StateError", "ConfigError", "RemoteError", "spec_from_wire", "view_from_wire",
            "event_from_wire"]
 
-SERIAL, HVC = "serial", "hvc0"      # every guest's consoles: COM1 and its virtio-console
-CONSOLES = (SERIAL, HVC)
+SERIAL, HVC = "serial", "hvc0"      # every guest's byte consoles: COM1 and its virtio-console
+VGA = "vga"                         # ... and its screen: VGA text mode, with the PS/2 keyboard
+CONSOLES = (SERIAL, HVC, VGA)
+STREAMS = (SERIAL, HVC)             # the consoles that are byte streams (watch_console, send_input)
 EXIT_CODE_STYLES = ("hvtui", "qemu")
 
 
@@ -178,6 +181,7 @@ class GuestView:
     run: int = 1                      # runs of this name so far (start again, reset: +1)
     boot_protocol: str = ""
     consoles: tuple[str, ...] = CONSOLES
+    preferred_console: str = SERIAL   # where it talks: VGA for a guest that only drew on its screen
     console_bytes: dict[str, int] = field(default_factory=dict)
     log: str = ""                     # this run's serial console log file
     uptime_s: float = 0.0
@@ -367,6 +371,16 @@ class Monitor:
         """Bytes of a run's console log file (default: the current run's) from offset."""
         raise NotImplementedError
 
+    # -- the VGA screen and the PS/2 keyboard
+    async def screen(self, name: str, console: str = VGA) -> TextScreen:
+        """The guest's VGA text screen as it is now (hvtui.textscreen.TextScreen)."""
+        raise NotImplementedError
+
+    async def send_keys(self, name: str, keys: list[int]) -> int:
+        """PS/2 keys (hvtui.ps2keys codes) for the guest's keyboard: all of them, or a
+        StateError when its bounded queue has no room for them all (then none are sent)."""
+        raise NotImplementedError
+
     # -- the debugger
     async def gdb(self, name: str, address: str | None = None, wait: bool = False) -> str:
         """Serve the GDB remote protocol for the guest on [HOST:]PORT (None: 127.0.0.1, the
@@ -476,6 +490,27 @@ def _value(hint, v, where: str):
             raise ConfigError(f"{where}: expected {hint.__name__}")
         return v
     return v
+
+
+def screen_to_wire(screen: TextScreen) -> dict:
+    import base64
+    c = screen.cursor
+    return {"cells": base64.b64encode(screen.cells).decode("ascii"),
+            "cursor": None if c is None else [c.x, c.y, c.start, c.end, c.height],
+            "palette": [list(rgb) for rgb in screen.palette], "blink": screen.blink, "enabled": screen.enabled}
+
+
+def screen_from_wire(data: Any) -> TextScreen:
+    import base64
+    import binascii
+    try:
+        cursor = data["cursor"]
+        return TextScreen(cells=base64.b64decode(data["cells"], validate=True),
+                          cursor=None if cursor is None else Cursor(*(int(v) for v in cursor)),
+                          palette=tuple(tuple(int(v) for v in rgb) for rgb in data["palette"]),
+                          blink=bool(data["blink"]), enabled=bool(data["enabled"]))
+    except (KeyError, TypeError, ValueError, binascii.Error) as e:
+        raise ConfigError(f"screen: {e}") from None
 
 
 def spec_from_wire(data: Any) -> GuestSpec:

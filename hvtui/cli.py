@@ -18,14 +18,20 @@ import termios
 import tty
 
 from hvtui import api, images
-from hvtui.api import SERIAL, Boot, GuestSpec
-from hvtui.errors import HvError
+from hvtui.api import SERIAL, VGA, Boot, GuestSpec
+from hvtui.errors import ConfigError, HvError
 
 EXIT_ERROR, EXIT_CRASH, EXIT_TIMEOUT, EXIT_INTERRUPT = 1, 3, 124, 130
 DETACH_KEY = b"\x1d"   # Ctrl-]
 
 
+_held: list[str] | None = None     # messages kept while --console vga has the alternate screen
+
+
 def _say(msg: str) -> None:
+    if _held is not None:
+        _held.append(msg)
+        return
     print(f"hvtui: {msg}", file=sys.stderr, flush=True)
 
 
@@ -69,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "port 0 picks a free one)")
     run.add_argument("--gdb-wait", action="store_true",
                      help="with --gdb: hold the guest before its first instruction until gdb continues it")
+    _screen_arguments(run)
 
     serve = sub.add_parser("serve", help="run the monitor (the per-user daemon the TUI and commands talk to)")
     serve.add_argument("--detach", action="store_true", help=argparse.SUPPRESS)
@@ -147,6 +154,14 @@ def spec_from_args(args) -> GuestSpec:
         boot=Boot(cmdline=args.cmdline, initrd=tuple(split_initrd(args.initrd)), exit_code=args.exit_code_style)))
 
 
+def _screen_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--console", choices=("serial", "vga"), default="serial",
+                   help="vga: draw the guest's VGA text screen here (the terminal's alternate screen) and send "
+                        "keys to its PS/2 keyboard, instead of COM1; without a terminal, print the final screen")
+    p.add_argument("--screen-to", default=None, metavar="FILE",
+                   help="when the run ends, save the guest's VGA screen as FILE.txt and FILE.svg (in its colours)")
+
+
 def split_initrd(text: str | None) -> list[str]:
     """QEMU's -initrd list: files separated by commas, each optionally followed by its arguments."""
     return [item.strip() for item in text.split(",") if item.strip()] if text else []
@@ -170,10 +185,17 @@ class _RawStdin:
         if self.saved is not None:
             termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
 
+    async def __aenter__(self):
+        return self.__enter__()
+
+    async def __aexit__(self, *exc):
+        self.__exit__(*exc)
+
 
 async def _run(args) -> int:
     """`hvtui run`: one guest in a monitor of this process, its serial console here."""
     out = sys.stdout.buffer
+    vga = args.console == "vga"
     monitor = api.embedded(log_dir=args.log_dir, spare_vm=False)
     await monitor.open()
     try:
@@ -192,7 +214,8 @@ async def _run(args) -> int:
         def to_stdout(data: bytes) -> None:
             out.write(data)
             out.flush()
-        monitor.watch_console(name, SERIAL, to_stdout)
+        if not vga:
+            monitor.watch_console(name, SERIAL, to_stdout)
         if args.verbose:
             _say(f"{name}: {guest.boot_protocol}, {guest.spec.memory_mib} MiB, {guest.spec.vcpus} vCPU(s), "
                  f"log {guest.log}")
@@ -201,17 +224,22 @@ async def _run(args) -> int:
         detached = asyncio.Event()
         stdin_fd = sys.stdin.fileno() if sys.stdin and not sys.stdin.closed else None
         interactive = stdin_fd is not None and os.isatty(stdin_fd)
-        feeder = StdinFeeder(monitor, name, stdin_fd, detached if interactive else None)
+        view = None
+        if vga:
+            from hvtui.vgaterm import VgaTerminal
+            view = VgaTerminal(monitor, name, out, os.isatty(out.fileno()))
+        feeder = StdinFeeder(monitor, name, stdin_fd, detached if interactive else None,
+                             sink=view.send if view is not None else None)
 
         gdb_left = asyncio.Event()
         if args.gdb is not None:
             await _serve_gdb(monitor, name, args, gdb_left)
 
-        with _RawStdin() if interactive else contextlib.nullcontext():
+        async with _screen_session(view, args, monitor, name), _RawStdin() if interactive else contextlib.nullcontext():
             feeder.start()
             await monitor.start(name)
-            waiters = {asyncio.create_task(ended.wait()), asyncio.create_task(detached.wait())}
-            ended_task = next(iter(waiters))
+            ended_task = asyncio.create_task(ended.wait())
+            waiters = {ended_task, asyncio.create_task(detached.wait())}
             snap_failed: list[str] = []
             if args.snapshot_after is not None:
                 waiters.add(asyncio.create_task(_live_snapshot(monitor, name, args, snap_failed)))
@@ -262,8 +290,11 @@ class StdinFeeder:
     the guest is full, stdin is not read (nothing is dropped). detach: set on Ctrl-]."""
 
     def __init__(self, monitor: api.Monitor, name: str, fd: int | None, detach: asyncio.Event | None,
-                 console: str = SERIAL):
+                 console: str = SERIAL, sink=None):
+        """sink: a coroutine function taking the bytes read, returning once they are in (the
+        VGA console's keys); default: the console's input queue, by send_input."""
         self.monitor, self.name, self.fd, self.detach, self.console = monitor, name, fd, detach, console
+        self.sink = sink
         self.loop = asyncio.get_running_loop()
         self.reading = False
         self.task: asyncio.Task | None = None
@@ -318,6 +349,12 @@ class StdinFeeder:
             self.task = self.loop.create_task(self._send(data))
 
     async def _send(self, data: bytes) -> None:
+        if self.sink is not None:
+            try:
+                await self.sink(data)
+            except HvError:
+                return
+            data = b""
         while data:
             try:
                 n = await self.monitor.send_input(self.name, data, self.console)
@@ -357,6 +394,35 @@ async def _serve_gdb(monitor: api.Monitor, name: str, args, left: asyncio.Event)
         elif args.verbose and event.what == "stopped":
             _say(f"{name}: stopped by gdb: {event.detail}")
     monitor.subscribe(on_event)
+
+
+@contextlib.asynccontextmanager
+async def _screen_session(view, args, monitor: api.Monitor, name: str):
+    """--console vga's screen while the run lasts (messages wait until the terminal's own
+    screen is back); --screen-to's files when it ends."""
+    global _held
+    if view is not None:
+        view.start()
+        _held = [] if view.tty else None
+    try:
+        yield
+    finally:
+        if view is not None:
+            await view.close()
+            held, _held = _held or [], None
+            for msg in held:
+                _say(msg)
+        if args.screen_to:
+            from hvtui import textscreen
+            try:
+                screen = await monitor.screen(name)
+                txt, svg = textscreen.save(screen, args.screen_to, f"{name}: VGA screen")
+                if args.verbose:
+                    _say(f"{name}: VGA screen saved to {svg} and {txt}")
+            except OSError as e:
+                _say(f"--screen-to {args.screen_to}: {e.strerror or e}")
+            except HvError as e:
+                _say(f"--screen-to {args.screen_to}: {e}")
 
 
 async def _live_snapshot(monitor, name: str, args, failed: list) -> None:
@@ -438,6 +504,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--snapshot-after and --snapshot-to go together")
         if args.command == "run" and args.gdb_wait and args.gdb is None:
             parser.error("--gdb-wait needs --gdb [HOST:]PORT")
+        if getattr(args, "screen_to", None):
+            folder = os.path.dirname(os.path.abspath(args.screen_to))
+            if not os.path.isdir(folder):
+                raise ConfigError(f"--screen-to {args.screen_to}: no folder {folder}")
         if args.command == "run":
             return asyncio.run(_run(args))
         if args.command == "serve":

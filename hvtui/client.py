@@ -346,6 +346,12 @@ class RemoteMonitor(api.Monitor):
         return wire.unb64(await self._request("log", name=name, offset=offset, limit=limit, console=console,
                                               run=run))
 
+    async def screen(self, name: str, console: str = api.VGA):
+        return api.screen_from_wire(await self._request("screen", name=name, console=console))
+
+    async def send_keys(self, name: str, keys: list[int]) -> int:
+        return await self._request("keys", name=name, keys=list(keys))
+
     async def gdb(self, name: str, address: str | None = None, wait: bool = False) -> str:
         result = await self._request("gdb", name=name, address=address, wait=wait)
         self._took(result.get("guest"))

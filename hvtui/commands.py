@@ -41,7 +41,9 @@ def add_parsers(sub, add_guest_options) -> None:
     add_guest_options(start)
     con = sub.add_parser("console", help="attach to a guest's console (Ctrl-] detaches; the guest goes on)")
     con.add_argument("name")
-    con.add_argument("--console", default=SERIAL, help="serial (COM1, default) or hvc0 (virtio-console)")
+    con.add_argument("--console", default=SERIAL,
+                     help="serial (COM1, default), hvc0 (virtio-console) or vga (its screen, drawn here; keys "
+                          "go to its PS/2 keyboard)")
     for cmd, what in SIMPLE_HELP.items():
         p = sub.add_parser(cmd, help=what)
         p.add_argument("names", nargs="+", metavar="NAME")
@@ -271,12 +273,19 @@ async def cmd_console(monitor, args) -> int:
     monitor.subscribe(on_event)
     if not g.state.live:
         why["text"] = f"{name} {g.status}"
-    unwatch = monitor.watch_console(name, console, show, replay=CONSOLE_REPLAY, attach=True)
+    view = None
+    if console == api.VGA:               # a screen: drawn here, keys to its PS/2 keyboard
+        from hvtui.vgaterm import VgaTerminal
+        view = VgaTerminal(monitor, name, out, os.isatty(out.fileno()))
+        view.start()
+        unwatch = lambda: None          # noqa: E731
+    else:
+        unwatch = monitor.watch_console(name, console, show, replay=CONSOLE_REPLAY, attach=True)
     fd = sys.stdin.fileno() if sys.stdin and not sys.stdin.closed else None
     interactive = fd is not None and os.isatty(fd)
     from hvtui.cli import StdinFeeder, _RawStdin
     detached = asyncio.Event()
-    feeder = StdinFeeder(monitor, name, fd, detached, console)
+    feeder = StdinFeeder(monitor, name, fd, detached, console, sink=view.send if view is not None else None)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, detached.set)
     print(f"hvtui: connected to {name} ({console}); Ctrl-] detaches", file=sys.stderr, flush=True)
@@ -292,6 +301,8 @@ async def cmd_console(monitor, args) -> int:
             await asyncio.sleep(0.2)        # the replay of an ended guest's last words
         feeder.stop()
         unwatch()
+        if view is not None:
+            await view.close()
     if detached.is_set():
         why["text"] = f"detached from {name}; it goes on ({monitor.view(name).status})" if monitor.guest(name) else \
             f"detached from {name}"

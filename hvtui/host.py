@@ -25,8 +25,9 @@ from typing import Callable
 import psutil
 
 from hvtui import api, images
-from hvtui.api import HVC, SERIAL, Boot, GuestSpec
+from hvtui.api import HVC, SERIAL, VGA, Boot, GuestSpec
 from hvtui.errors import ConfigError, HvError, StateError
+from hvtui.keyboard import KeyFeed
 from hvtui.vmm import snapshot
 from hvtui.vmm.kvm import VmPool
 from hvtui.vmm.machine import Machine, MachineConfig, MachineSample, State
@@ -152,6 +153,7 @@ class Guest:
         self.run = 0
         self.restored_from = ""
         self.consoles = {SERIAL: ConsoleStream(), HVC: ConsoleStream()}
+        self.keyboard: KeyFeed | None = None     # the PS/2 keyboard's queue of this run
         self.pending_input = bytearray()
         self.attached = 0           # interactive console clients (their guest gets a better nice)
         self.gdb = None             # its gdb server (hvtui/gdb), when it has one
@@ -160,7 +162,12 @@ class Guest:
         self.reset_stats(machine)
 
     def reset_stats(self, machine: Machine) -> None:
+        """A (new) run's machine: its stats start over, and its keyboard's queue."""
         self.machine = machine
+        if self.keyboard is not None:
+            self.keyboard.close()
+        self.keyboard = KeyFeed(machine)
+        self.vga_console = False    # seen drawing on VGA while COM1 and hvc0 were silent
         self.last_sample: MachineSample | None = None
         self.vcpu_rates: list[VcpuRates] = [VcpuRates() for _ in machine.vcpus]
         self.exits_history: collections.deque[float] = collections.deque(maxlen=RATE_HISTORY)
@@ -232,6 +239,14 @@ class Guest:
     def cpu_percent(self) -> float:
         return sum(r.cpu_percent for r in self.vcpu_rates)
 
+    def preferred_console(self) -> str:
+        """VGA for a guest seen drawing on its VGA screen while it had written nothing to
+        COM1 or hvc0 (it stays so once seen), else SERIAL."""
+        if not self.vga_console and self.serial.total_bytes == 0 and self.hvc.total_bytes == 0 \
+                and self.machine.board is not None:
+            self.vga_console = self.machine.vga_screen().used
+        return VGA if self.vga_console else SERIAL
+
     def by_reason(self) -> dict[str, float]:
         totals: collections.Counter = collections.Counter()
         for r in self.vcpu_rates:
@@ -293,7 +308,7 @@ class Guest:
         return api.GuestView(
             name=self.name, state=api.State(m.state.value), spec=self.spec, end=self.end(),
             crash=self.crash_view(), run=self.run, boot_protocol=m.boot_protocol,
-            consoles=tuple(self.consoles),
+            consoles=(*self.consoles, VGA), preferred_console=self.preferred_console(),
             console_bytes={k: c.total_bytes for k, c in self.consoles.items()},
             log=str(self.log_path or ""), uptime_s=self.uptime, exits_per_s=self.exits_per_s,
             exits_history=tuple(self.exits_history), by_reason=self.by_reason(), cpu_percent=self.cpu_percent,
@@ -380,6 +395,8 @@ class Host:
             self._drain(guest)   # the last words of the guest come before its end
             self._log_end(guest)
             guest.ended.set()
+            if guest.keyboard is not None:
+                guest.keyboard.close()   # keys it will never read
         if state == State.RUNNING:
             self._set_nice(guest)
         self._changed(guest, None)
@@ -582,6 +599,8 @@ class Host:
         if task:
             task.cancel()
         await self._close_gdb(guest)
+        if guest.keyboard is not None:
+            guest.keyboard.close()
         guest.machine.destroy()
         for stream in guest.consoles.values():
             stream.close()
@@ -621,7 +640,10 @@ class Host:
         try:
             return guest.consoles[console]
         except KeyError:
-            raise ConfigError(f"{name} has no console {console!r}; it has {', '.join(guest.consoles)}") from None
+            if console == VGA:
+                raise ConfigError(f"{name}'s {VGA} console is a screen, not a stream of bytes: read the screen "
+                                  "and send it keys") from None
+            raise ConfigError(f"{name} has no console {console!r}; it has {', '.join((*guest.consoles, VGA))}") from None
 
     def console_subscribe(self, name: str, callback: Callable[[bytes], None],
                           console: str = SERIAL, attach: bool = False) -> Callable[[], None]:
@@ -680,6 +702,21 @@ class Host:
             if guest.pending_input:
                 await asyncio.sleep(INPUT_RETRY_S)
 
+    # ---- the VGA screen and the PS/2 keyboard ----
+    def send_keys(self, name: str, keys: list[int]) -> None:
+        """Queue PS/2 keys (hvtui.ps2keys codes) for the guest's keyboard; StateError when
+        its bounded queue has no room for all of them (none are sent then)."""
+        guest = self.get(name)
+        api.check("input", name, guest.state)
+        guest.keyboard.send(keys)
+
+    def vga_screen(self, name: str):
+        """The guest's VGA text screen now (hvtui.textscreen.TextScreen)."""
+        return self.get(name).machine.vga_screen()
+
+    def preferred_console(self, name: str) -> str:
+        return self.get(name).preferred_console()
+
     async def wait_for_output(self, name: str, needle: bytes, timeout: float = 10.0,
                               start: int = 0, console: str = SERIAL) -> int:
         """Wait until needle appears in the guest's console after offset start; its offset."""
@@ -699,7 +736,7 @@ class Host:
 
     async def wait_until_ended(self, name: str, timeout: float | None = None) -> Guest:
         guest = self.get(name)
-        if guest.state.live:
+        if not guest.ended.is_set():      # live, or ended with its end not yet handled on the loop
             try:
                 await asyncio.wait_for(guest.ended.wait(), timeout)
             except asyncio.TimeoutError:

@@ -47,6 +47,8 @@ BUILTINS = {i.name: i for i in [
     BuiltinImage("smp", "Multiboot kernel for 2+ vCPUs: parses the MP table, starts every AP with INIT/SIPI"),
     BuiltinImage("gdbtest", "Multiboot ELF64 with symbols for gdb: tick() in a loop, a global, a value in RAX "
                  "(cmdline ticks=N delay=MS)"),
+    BuiltinImage("vgademo", "VGA text + PS/2 keyboard demo: paints every colour and attribute, echoes each key "
+                 "(screen and COM1); F10 quits (cmdline delay=N paints slowly)"),
 ]}
 
 

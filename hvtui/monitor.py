@@ -140,6 +140,16 @@ class HostMonitor(api.Monitor):
         """A client's error, into the monitor's log (with the client's traceback in text)."""
         log.error("client: %s", text[:64 * 1024])
 
+    # -- the VGA screen and the PS/2 keyboard
+    async def screen(self, name: str, console: str = api.VGA):
+        if console != api.VGA:
+            raise api.ConfigError(f"{console!r} is not a screen console; {api.VGA!r} is")
+        return self.host.vga_screen(name)
+
+    async def send_keys(self, name: str, keys: list[int]) -> int:
+        self.host.send_keys(name, keys)
+        return len(keys)
+
     # -- the monitor itself
     async def open(self) -> None:
         self.host.start()

@@ -332,6 +332,17 @@ class Session:
                                            wire.arg(args, "console", str, api.SERIAL), wire.arg(args, "run", int, None))
         return wire.b64(data)
 
+    async def op_screen(self, args):
+        return api.screen_to_wire(await self.monitor.screen(wire.arg(args, "name", str),
+                                                            wire.arg(args, "console", str, api.VGA)))
+
+    async def op_keys(self, args):
+        keys = wire.arg(args, "keys", list)
+        if len(keys) > 65536 or not all(isinstance(k, int) and not isinstance(k, bool) and 0 <= k < 1 << 16
+                                        for k in keys):
+            raise wire.WireError("keys: up to 65536 key codes, each a whole number from 0 to 65535")
+        return await self.monitor.send_keys(wire.arg(args, "name", str), keys)
+
     async def op_gdb(self, args):
         line = await self.monitor.gdb(wire.arg(args, "name", str), wire.arg(args, "address", str, None),
                                       wire.arg(args, "wait", bool, False))

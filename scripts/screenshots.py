@@ -6,7 +6,8 @@
 It starts the app headless on real KVM guests (four running: two counters, a shell and a
 crash guest's neighbour counter; a hello that ends; a crash guest that triple-faults),
 lets the stats gather, and saves: the dashboard, a console attached to the shell after
-typing into it, and the crashed guest's detail panel.
+typing into it, the crashed guest's detail panel, and the VGA console of the vgademo kernel
+after typing into it.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ FLEET = [
     GuestSpec("counter", name="counter-3", memory_mib=16),
     GuestSpec("hello", name="hello-1", memory_mib=16),
     GuestSpec("crash", name="crash-1", memory_mib=16, boot=Boot(cmdline="ud")),
+    GuestSpec("vgademo", name="vgademo-1", memory_mib=16),
 ]
 
 
@@ -91,6 +93,16 @@ async def shoot(out: Path, size: tuple[int, int]) -> list[Path]:
                        title="Guest crashed", severity="error", timeout=30)
             await pilot.pause(0.5)
             made.append(Path(app.save_screenshot("crash.svg", str(out))))
+
+            app.clear_notifications()
+            await select(pilot, app, "vgademo-1")
+            await press(pilot, "enter")
+            await wait_until(pilot, lambda: isinstance(app.screen, ConsoleScreen), what="console")
+            vga = app.screen.vga
+            await wait_until(pilot, lambda: "ready" in vga.text(), what="the VGA screen")
+            await press(pilot, "f2", *"Hello, VGA!", "up")       # F2: bright backgrounds, no blink
+            await wait_until(pilot, lambda: "up break" in vga.text(), what="the keys")
+            made.append(Path(app.save_screenshot("vga.svg", str(out))))
     return made
 
 

@@ -103,7 +103,7 @@ def test_images_lists_every_builtin():
     assert r.returncode == 0
     names = [line.split()[0] for line in r.stdout.decode().splitlines()]
     assert names == ["hello", "counter", "shell", "crash", "memhog", "exitbench", "blkbench", "busy", "vconsole",
-                     "mb1", "mb1-aout", "mb2", "pvh", "bzimage", "smp", "gdbtest"]
+                     "mb1", "mb1-aout", "mb2", "pvh", "bzimage", "smp", "gdbtest", "vgademo"]
 
 
 def test_memhog_touches_all_its_ram(tmp_path):

@@ -192,7 +192,8 @@ def test_bzimage_boots_to_its_banner(kernel, tmp_path, request):
 @pytest.mark.timeout(PVH_TIMEOUT_S + 120)
 def test_pvh_boots_to_init(kernel, tmp_path, request):
     """The patched vmlinux through its PVH entry, with an initramfs whose /init is `ud2`:
-    the kernel finds the ACPI tables, the RTC and the 16550A, unpacks the initramfs, runs
+    the kernel finds the ACPI tables, the RTC, the 16550A and the i8042 with its keyboard
+    (atkbd, translated set 2), unpacks the initramfs, runs
     /init (user mode cannot make system calls on KVM-PVM: ud2 is as far as it can get),
     panics on init's death and, with panic=-1 reboot=a, resets the machine: exit 0."""
     b = boot(request, tmp_path, "linux-pvh", kernel.vmlinux_patched, "--initrd", str(kernel.initramfs_ud2),
@@ -204,6 +205,8 @@ def test_pvh_boots_to_init(kernel, tmp_path, request):
         assert re.search(rf"^ACPI: {table} 0x[0-9A-F]{{16}} ", b.text, re.M), f"no ACPI {table}: " + b.why()
     assert re.search(r"^rtc_cmos \S+: registered as rtc0$", b.text, re.M), b.why()
     assert "ttyS0 at I/O 0x3f8 (irq = 4, base_baud = 115200) is a 16550A" in b.text, b.why()
+    assert "serio: i8042 KBD port at 0x60,0x64 irq 1" in b.text, b.why()      # its probe passed
+    assert re.search(r"^input: AT Translated Set 2 keyboard as ", b.text, re.M), b.why()
     # CONFIG_BLK_DEV_RAM=m: 6.1 says "Trying to unpack rootfs image as initramfs..."
     assert re.search(r"^(Unpacking initramfs|Trying to unpack rootfs image as initramfs)\.\.\.$",
                      b.text, re.M), b.why()

@@ -72,14 +72,179 @@ static void test_ring(void)
     CHECK(ring_get(&r, out, 16) == 0);
 }
 
+/* Read every byte the controller holds for the guest, up to max; returns how many. */
+static int drain(struct i8042 *k, uint8_t *out, int max)
+{
+    int n = 0;
+    while ((i8042_read(k, 0x64) & 1) && n < max)
+        out[n++] = i8042_read(k, 0x60);
+    return n;
+}
+
+static int replies(struct i8042 *k, const uint8_t *want, int n)
+{
+    uint8_t got[64];
+    int m = drain(k, got, 64);
+    if (m != n) {
+        fprintf(stderr, "  got %d bytes, want %d:", m, n);
+        for (int i = 0; i < m; i++)
+            fprintf(stderr, " %02x", got[i]);
+        fprintf(stderr, "\n");
+        return 0;
+    }
+    return memcmp(got, want, (size_t)n) == 0;
+}
+#define REPLIES(k, ...) replies((k), (const uint8_t[]){ __VA_ARGS__ }, \
+                                (int)sizeof((const uint8_t[]){ __VA_ARGS__ }))
+
 static void test_i8042(void)
 {
     struct i8042 k;
+    size_t dropped = 0;
     i8042_reset(&k);
+    CHECK(i8042_state_valid(&k));
     CHECK(i8042_write(&k, 0x64, 0x20) == 0);
     CHECK((i8042_read(&k, 0x64) & 1) && i8042_read(&k, 0x60) == 0x45);
     CHECK(!(i8042_read(&k, 0x64) & 1));
     CHECK(i8042_write(&k, 0x64, 0xfe) == I8042_RESET);
+    CHECK(i8042_write(&k, 0x64, 0xff) == 0);                /* odd pulse: no reset line */
+    CHECK(i8042_write(&k, 0x64, 0xd1) == 0 && i8042_write(&k, 0x60, 0x03) == 0);
+    CHECK(i8042_write(&k, 0x64, 0xd1) == 0 && i8042_write(&k, 0x60, 0x02) == I8042_RESET);
+    i8042_reset(&k);
+    CHECK(i8042_read(&k, 0x64) == 0x14);                    /* SYS, not locked, empty */
+
+    /* Linux's i8042 probe: self-test, CTR read and write back, interface tests, AUX loop */
+    i8042_write(&k, 0x64, 0xaa);
+    CHECK(REPLIES(&k, 0x55));
+    CHECK(i8042_write(&k, 0x64, 0x60) == 0 && (i8042_read(&k, 0x64) & 0x08));
+    i8042_write(&k, 0x60, 0x74);                            /* interrupts off, both ports off */
+    CHECK(!(i8042_read(&k, 0x64) & 0x08));
+    i8042_write(&k, 0x64, 0x20);
+    CHECK(REPLIES(&k, 0x74));
+    i8042_write(&k, 0x64, 0xab);
+    CHECK(REPLIES(&k, 0x00));
+    i8042_write(&k, 0x64, 0xd3);
+    i8042_write(&k, 0x60, 0x5a);
+    CHECK((i8042_read(&k, 0x64) & 0x21) == 0x21 && i8042_read(&k, 0x60) == 0x5a);
+    CHECK(i8042_irq_lines(&k) == 0);
+    i8042_write(&k, 0x64, 0xa8);
+    i8042_write(&k, 0x64, 0x20);
+    CHECK(REPLIES(&k, 0x54));                               /* AUX enabled: bit 5 clear */
+    i8042_write(&k, 0x64, 0xd4);                            /* to the mouse: nobody there */
+    i8042_write(&k, 0x60, 0xf2);
+    CHECK((i8042_read(&k, 0x64) & 0x61) == 0x61 && i8042_read(&k, 0x60) == 0xfe);
+    CHECK(!(i8042_read(&k, 0x64) & 0x40));
+    i8042_write(&k, 0x64, 0x60);
+    i8042_write(&k, 0x60, 0x47);                            /* IRQ 1 + IRQ 12, translate */
+    i8042_write(&k, 0x64, 0xd3);
+    i8042_write(&k, 0x60, 0xa5);
+    CHECK(i8042_irq_lines(&k) == I8042_IRQ_AUX);
+    CHECK(REPLIES(&k, 0xa5) && i8042_irq_lines(&k) == 0);
+
+    /* the keyboard, translated (CTR bit 6): reset, identify, scancode set, LEDs, echo */
+    i8042_write(&k, 0x60, 0xff);
+    CHECK(i8042_irq_lines(&k) == I8042_IRQ_KBD);
+    CHECK(REPLIES(&k, 0xfa, 0xaa));
+    i8042_write(&k, 0x60, 0xf2);
+    CHECK(REPLIES(&k, 0xfa, 0xab, 0x41));                   /* 0x83 reads 0x41 translated */
+    i8042_write(&k, 0x60, 0xf0);
+    i8042_write(&k, 0x60, 0x00);
+    CHECK(REPLIES(&k, 0xfa, 0xfa, 0x41));                   /* set 2, translated as well */
+    i8042_write(&k, 0x60, 0xed);
+    i8042_write(&k, 0x60, 0x07);
+    CHECK(REPLIES(&k, 0xfa, 0xfa) && k.kbd_leds == 7);
+    i8042_write(&k, 0x60, 0xee);
+    CHECK(REPLIES(&k, 0xee));
+    i8042_write(&k, 0x60, 0x12);                            /* not a command */
+    CHECK(REPLIES(&k, 0xfe));
+    i8042_write(&k, 0x60, 0xf0);
+    i8042_write(&k, 0x60, 0x03);                            /* set 3: refused */
+    CHECK(REPLIES(&k, 0xfa, 0xfe) && k.kbd_set == 2);
+
+    /* keys: 'a', then up arrow, make and break; set 2 translated to set 1 */
+    uint16_t keys[] = { 0x1c, 0x1c | I8042_KEY_BREAK, 0x75 | I8042_KEY_E0,
+                        0x75 | I8042_KEY_E0 | I8042_KEY_BREAK };
+    CHECK(i8042_push_keys(&k, keys, 4, &dropped) == 4 && dropped == 0);
+    CHECK(REPLIES(&k, 0x1e, 0x9e, 0xe0, 0x48, 0xe0, 0xc8));
+    i8042_write(&k, 0x64, 0x60);
+    i8042_write(&k, 0x60, 0x05);                            /* no translation: raw set 2 */
+    CHECK(i8042_push_keys(&k, keys, 4, &dropped) == 4);
+    CHECK(REPLIES(&k, 0x1c, 0xf0, 0x1c, 0xe0, 0x75, 0xe0, 0xf0, 0x75));
+    i8042_write(&k, 0x60, 0xf2);
+    CHECK(REPLIES(&k, 0xfa, 0xab, 0x83));
+    i8042_write(&k, 0x60, 0xf0);                            /* the keyboard in set 1 */
+    i8042_write(&k, 0x60, 0x01);
+    CHECK(REPLIES(&k, 0xfa, 0xfa));
+    CHECK(i8042_push_keys(&k, keys, 4, &dropped) == 4);
+    CHECK(REPLIES(&k, 0x1e, 0x9e, 0xe0, 0x48, 0xe0, 0xc8));
+    uint16_t pause = I8042_KEY_PAUSE;
+    CHECK(i8042_push_keys(&k, &pause, 1, &dropped) == 1);
+    CHECK(REPLIES(&k, 0xe1, 0x1d, 0x45, 0xe1, 0x9d, 0xc5));
+    i8042_write(&k, 0x60, 0xf6);                            /* defaults: set 2 again */
+    CHECK(REPLIES(&k, 0xfa) && k.kbd_set == 2);
+    CHECK(i8042_push_keys(&k, &pause, 1, &dropped) == 1);
+    CHECK(REPLIES(&k, 0xe1, 0x14, 0x77, 0xe1, 0xf0, 0x14, 0xf0, 0x77));
+
+    /* the keyboard's queue is bounded and takes whole keys only */
+    uint16_t many[100];
+    for (int i = 0; i < 100; i++)
+        many[i] = 0x75 | I8042_KEY_E0 | I8042_KEY_BREAK;    /* 3 bytes each in set 2 */
+    i8042_write(&k, 0x64, 0xad);                            /* keyboard port off: keys wait */
+    CHECK(i8042_push_keys(&k, many, 100, &dropped) == I8042_KEY_QUEUE / 3);
+    CHECK(!(i8042_read(&k, 0x64) & 1));
+    i8042_write(&k, 0x64, 0xae);
+    uint8_t got[256];
+    CHECK(drain(&k, got, 256) == (I8042_KEY_QUEUE / 3) * 3);
+    /* a keyboard that does not scan takes keys and loses them */
+    i8042_write(&k, 0x60, 0xf5);
+    CHECK(REPLIES(&k, 0xfa));
+    dropped = 0;
+    CHECK(i8042_push_keys(&k, keys, 4, &dropped) == 4 && dropped == 4);
+    CHECK(!(i8042_read(&k, 0x64) & 1));
+    uint16_t bogus[] = { 0x00, 0xff, 0x7c00 };
+    i8042_write(&k, 0x60, 0xf4);
+    CHECK(REPLIES(&k, 0xfa));
+    dropped = 0;
+    CHECK(i8042_push_keys(&k, bogus, 3, &dropped) == 3 && dropped == 3);
+
+    /* replies a guest never reads stay bounded */
+    for (int i = 0; i < 1000; i++) {
+        i8042_write(&k, 0x64, 0x20);
+        i8042_write(&k, 0x60, 0xee);
+    }
+    CHECK(drain(&k, got, 256) <= 1 + I8042_CTL_QUEUE + I8042_REPLY_QUEUE);
+
+    /* a guest writing garbage to both ports never breaks the state machine */
+    uint32_t x = 12345;
+    int valid = 1;
+    for (int i = 0; i < 200000; i++) {
+        x = x * 1103515245u + 12345u;
+        uint8_t v = (uint8_t)(x >> 16);
+        uint16_t port = (x >> 30) & 1 ? 0x64 : 0x60;
+        if ((x >> 29) & 1)
+            (void)i8042_read(&k, port);
+        else
+            (void)i8042_write(&k, port, v);
+        if ((i & 1023) == 0) {
+            uint16_t key = (uint16_t)(x >> 8);
+            i8042_push_keys(&k, &key, 1, &dropped);
+        }
+        valid &= i8042_state_valid(&k);
+    }
+    CHECK(valid);
+
+    /* restore checks what a live write could never produce */
+    struct i8042 bad;
+    i8042_reset(&k);
+    bad = k; bad.version = 1;               CHECK(!i8042_state_valid(&bad));
+    bad = k; bad.key_count = 65;            CHECK(!i8042_state_valid(&bad));
+    bad = k; bad.key_head = 64;             CHECK(!i8042_state_valid(&bad));
+    bad = k; bad.kbd_set = 3;               CHECK(!i8042_state_valid(&bad));
+    bad = k; bad.pending = 0x99;            CHECK(!i8042_state_valid(&bad));
+    bad = k; bad.kbd_pending = 0xf4;        CHECK(!i8042_state_valid(&bad));
+    bad = k; bad.obf = 2;                   CHECK(!i8042_state_valid(&bad));
+    bad = k; bad.ctl_aux[3] = 7;            CHECK(!i8042_state_valid(&bad));
+    CHECK(i8042_translate(0x1c) == 0x1e && i8042_translate(0x83) == 0x41 && i8042_translate(0xfa) == 0xfa);
 }
 
 /* ---- the vCPU loop on real KVM ---- */
@@ -273,6 +438,14 @@ static int test_vcpu_loop(void)
     hv_i8042_save(vm, saved);
     CHECK(hv_i8042_restore(vm, saved, hv_i8042_state_size()) == 0);
     CHECK(hv_i8042_restore(vm, saved, 1) < 0);
+    ((struct i8042 *)saved)->kbd_set = 9;                /* a state no guest can reach */
+    CHECK(hv_i8042_restore(vm, saved, hv_i8042_state_size()) < 0);
+    uint16_t key = 0x1c;
+    struct hv_kbd_stats ks;
+    CHECK(hv_i8042_push_keys(vm, &key, 1) == 1);
+    hv_i8042_get_stats(vm, &ks);
+    CHECK(ks.keys == 1 && ks.dropped == 0 && ks.scancode_set == 2 && ks.scanning && ks.translating);
+    CHECK(vm->kbd.obf && vm->kbd.out == 0x1e && vm->irq1_level == 1);
     CHECK(hv_vcpu_complete_io(v) == 0);      /* parked: completes the last exit, runs nothing */
     test_save_ram(vm, host);
     CHECK(hv_vm_resident_bytes(vm) > 0);

@@ -22,7 +22,7 @@ from textual.app import App, SystemCommand
 from textual.screen import Screen
 
 from hvtui import api, images
-from hvtui.api import HVC, SERIAL, GuestSpec, State
+from hvtui.api import SERIAL, VGA, GuestSpec, State
 from hvtui.errors import ConfigError, HvError
 from hvtui.tui import gdb as tui_gdb
 from hvtui.tui.config import DEFAULT_FLEET, Config, load_config, load_fleet
@@ -220,6 +220,20 @@ class HvtuiApp(App):
         self._key_tasks.add(task)
         task.add_done_callback(self._key_tasks.discard)
 
+    def send_keys(self, name: str, keys: list[int]) -> None:
+        """PS/2 keys for a guest's VGA console, in order; a full queue is said, not raised."""
+        async def send():
+            try:
+                await self.monitor.send_keys(name, keys)
+            except HvError as e:
+                self.bell()
+                self.notify(str(e), severity="warning", timeout=2)
+            except Exception as e:
+                self.report_exception(e, "send keys")
+        task = asyncio.get_running_loop().create_task(send())
+        self._key_tasks.add(task)
+        task.add_done_callback(self._key_tasks.discard)
+
     # ---- snapshots (shared by the dashboard, the console and the palette) ----
     def default_snapshot_path(self, name: str) -> Path:
         """<snapshot dir>/<guest>-<YYYYmmdd-HHMMSS>.hvsnap, not an existing file's name."""
@@ -344,9 +358,29 @@ class HvtuiApp(App):
 
     def show_scrollback(self, name: str, console: str = SERIAL) -> None:
         async def show():
-            history = await self.monitor.console_history(name, console, SCROLLBACK_BYTES)
+            if console == VGA:    # no scrollback on a VGA screen: search what it shows
+                history = (await self.monitor.screen(name)).text().encode()
+            else:
+                history = await self.monitor.console_history(name, console, SCROLLBACK_BYTES)
             self.push_screen(ScrollbackScreen(f"{name} ({console})", history))
         self._run(show(), f"show {name}'s scrollback")
+
+    def save_vga_screen(self, name: str) -> None:
+        """Save the guest's VGA screen as <screens dir>/<guest>-<time>.txt and .svg."""
+        from hvtui import textscreen
+
+        async def save():
+            screen = await self.monitor.screen(name)
+            directory = self.config.screens
+            base = directory / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+                txt, svg = textscreen.save(screen, str(base), f"{name}: VGA screen")
+            except OSError as e:
+                self.notify(str(e), title="Could not save the screen", severity="error", timeout=8)
+                return
+            self.notify(f"{name}'s VGA screen saved to {svg} and {os.path.basename(txt)}", title="Screen", timeout=8)
+        self._run(save(), f"save {name}'s screen")
 
     def show_help(self) -> None:
         dashboard = []
@@ -358,7 +392,7 @@ class HvtuiApp(App):
         prefix = key_label(self.config.prefix_key)
         console = [(key_label(self.config.detach_key), "detach")]
         console += [(f"{prefix} {prefix if k == 'prefix' else k}", what) for k, what in PREFIX_COMMANDS]
-        console.append(("other keys", "go to the guest (Ctrl+letter, arrows, F1-F12)"))
+        console.append(("other keys", "go to the guest (Ctrl+letter, arrows, F1-F12; on VGA as PS/2 scancodes)"))
         console.append(("ctrl+q", "quit hvtui at once, anywhere (embedded: live guests are killed)"))
         self.push_screen(HelpScreen(dashboard, console))
 

@@ -62,6 +62,11 @@ class Config:
         """Where snapshots are saved by default and listed by the restore picker."""
         return Path(self.snapshot_dir).expanduser() if self.snapshot_dir else default_snapshot_dir()
 
+    @property
+    def screens(self) -> Path:
+        """Where saved VGA screens go: beside the default snapshot directory."""
+        return default_snapshot_dir().parent / "screens"
+
 
 def config_path() -> Path:
     return paths.config_path()

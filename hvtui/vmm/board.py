@@ -1,6 +1,7 @@
 """The devices of one machine that Python serves, and their wiring: the PC's cold
 devices (CMOS/RTC 0x70, PCI configuration 0xcf8 answering "no device" with the reset
-register 0xcf9, fw_cfg 0x510, the ACPI PM block 0x600), the scratch register
+register 0xcf9, fw_cfg 0x510, the ACPI PM block 0x600, VGA text mode's registers
+0x3b0-0x3df), the scratch register
 (0x524), the emulated ATA disk on the legacy ports (with a disk), the 8 virtio-mmio slots
 (0: virtio-blk on the disk, 1: virtio-console, the rest empty) with their ioeventfds,
 irqfds and worker (paravirt.py), and the virtio-console's output buffer and eventfd.
@@ -22,6 +23,7 @@ from hvtui.vmm.devices.cmos import CmosRtc
 from hvtui.vmm.devices.fw_cfg import FwCfg
 from hvtui.vmm.devices.pci import PciConfigAbsent
 from hvtui.vmm.devices.scratch import ScratchRegister
+from hvtui.vmm.devices import vga
 from hvtui.vmm.devices.virtio.blk import DiskFile, VirtioBlk
 from hvtui.vmm.devices.virtio.console import RECEIVEQ, VirtioConsole
 from hvtui.vmm.devices.virtio.mmio import SLOT_SIZE
@@ -42,6 +44,7 @@ class Board:
         end, high size); on_power(reason) ends the machine (poweroff or reset)."""
         self.vm = vm
         self.scratch = ScratchRegister()
+        self.vga = vga.VgaText()
         self.disk: DiskFile | None = None
         self.ata: AtaDisk | None = None
         self.hvc_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
@@ -55,6 +58,7 @@ class Board:
             add_port(FW_CFG_PORT, 2, FwCfg(total, vcpus))
             add_port(ACPI_PM_PORT, 12, AcpiPm(on_poweroff=lambda: on_power("poweroff (ACPI)")))
             add_port(PYDEV_PORT, ScratchRegister.SIZE, self.scratch)
+            add_port(vga.BASE, vga.SIZE, self.vga)
             if disk:
                 try:
                     self.disk = DiskFile(disk, disk_readonly)

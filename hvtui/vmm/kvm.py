@@ -169,6 +169,19 @@ class Vm:
         """Offer bytes to COM1's RX FIFO; returns how many it took (the FIFO holds 64)."""
         return lib.hv_uart_push_rx(self.ptr, data, len(data))
 
+    def push_keys(self, keys: list[int]) -> int:
+        """Offer keys (HV_KEY_* codes: set-2 code, E0, break) to the PS/2 keyboard; returns
+        how many whole keys it took (its queue holds 64 bytes; the rest wait with the caller)."""
+        if not keys:
+            return 0
+        return lib.hv_i8042_push_keys(self.ptr, ffi.new("uint16_t[]", keys), len(keys))
+
+    def keyboard_stats(self) -> dict:
+        s = ffi.new("struct hv_kbd_stats *")
+        lib.hv_i8042_get_stats(self.ptr, s)
+        return {"keys": s.keys, "dropped": s.dropped, "leds": s.leds, "scancode_set": s.scancode_set,
+                "scanning": bool(s.scanning), "translating": bool(s.translating)}
+
     def wake_idle(self) -> None:
         """End the idle-port wait of the VM's vCPUs: input arrived somewhere they should look."""
         lib.hv_vm_wake_idle(self.ptr)

@@ -667,6 +667,18 @@ class Machine:
             return 0
         return self.vm.push_input(data)
 
+    def push_keys(self, keys: list[int]) -> int:
+        """Offer PS/2 keys (HV_KEY_* codes) to the guest's keyboard; how many it took."""
+        if self.vm is None or not self.state.live:
+            return 0
+        return self.vm.push_keys(keys)
+
+    def vga_screen(self):
+        """The guest's VGA text screen as it is now (textscreen.TextScreen), read from its RAM."""
+        from hvtui.textscreen import TextScreen
+        board = self.board
+        return board.vga.screen(self.memory) if board is not None else TextScreen.blank()
+
     def sample(self) -> MachineSample:
         """Counters of every vCPU, read without locks (cost does not grow with guest size)."""
         vcpus = []

@@ -330,6 +330,6 @@ async def test_console_switches_to_the_virtio_console(tui):
         assert console.port_name == "hvc0" and "vconsole: ready" not in console.term.text()
         await press(pilot, *"ping")
         await wait_until(pilot, lambda: "ping" in console.term.text(), what="the echo on hvc0")
-        await press(pilot, "ctrl+a", "v")
+        await press(pilot, "ctrl+a", "v", "ctrl+a", "v")    # through the VGA screen
         await wait_until(pilot, lambda: console.port_name == "COM1", what="back on COM1")
         assert "vconsole: ready" in console.term.text() and "ping" not in console.term.text()

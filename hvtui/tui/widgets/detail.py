@@ -1,11 +1,13 @@
 """The detail panel of the selected guest: registers, exit reasons as bars, busiest I/O
-ports and the tail of its console; a crashed guest's crash report stays here.
+ports and the tail of its console (of its VGA screen, for a guest whose console that is);
+a crashed guest's crash report stays here.
 
 Everything comes from the guest's view (registers of a paused or ended guest included);
 the console tail is a small ring the panel keeps by watching the selected guest's console.
 """
 from __future__ import annotations
 
+import asyncio
 import collections
 
 from rich.console import Group
@@ -14,7 +16,7 @@ from rich.text import Text
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
-from hvtui.api import SERIAL, State
+from hvtui.api import SERIAL, VGA, State
 from hvtui.errors import HvError
 from hvtui.tui import format as fmt
 from hvtui.tui import gdb as tui_gdb
@@ -72,6 +74,14 @@ def ports_table(guest) -> Table:
     return t
 
 
+def vga_tail(screen, n: int) -> list[str]:
+    """The last n rows of a VGA screen down to its last non-blank one, trailing spaces cut."""
+    lines = [line.rstrip() for line in screen.lines()]
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines[-n:]
+
+
 class DetailPanel(Vertical):
     """Registers beside exit bars and ports; then the crash report, then the console tail."""
 
@@ -80,9 +90,23 @@ class DetailPanel(Vertical):
         self.guest_name: str | None = None
         self.tail = bytearray()
         self._unwatch = None
+        self.screen_shown = None          # (guest, TextScreen) last read, for a VGA guest
+        self._screen_task: asyncio.Task | None = None
 
     def on_unmount(self) -> None:
         self._stop_watching()
+
+    def _read_screen(self, name: str) -> None:
+        """Fetch the guest's VGA screen for the next refresh (one read at a time)."""
+        if self._screen_task is not None and not self._screen_task.done():
+            return
+
+        async def read():
+            try:
+                self.screen_shown = (name, await self.app.monitor.screen(name))
+            except HvError:
+                self.screen_shown = None
+        self._screen_task = asyncio.get_running_loop().create_task(read())
 
     def _stop_watching(self) -> None:
         if self._unwatch is not None:
@@ -153,6 +177,10 @@ class DetailPanel(Vertical):
             crash.update(Text(guest.crash.report, style="red"))
         else:
             crash.display = False
-        tail = fmt.console_tail(self.tail, TAIL_LINES)
+        title, tail = "Console", fmt.console_tail(self.tail, TAIL_LINES)
+        if guest.preferred_console == VGA:
+            self._read_screen(guest.name)
+            if self.screen_shown is not None and self.screen_shown[0] == guest.name:
+                title, tail = "VGA screen", vga_tail(self.screen_shown[1], TAIL_LINES)
         self.query_one("#detail-console", Static).update(
-            Group(Text("Console", style="bold underline"), Text("\n".join(tail))))
+            Group(Text(title, style="bold underline"), Text("\n".join(tail))))

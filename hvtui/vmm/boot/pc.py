@@ -102,9 +102,12 @@ def check_load_range(path: str, start: int, end: int, low_end: int, what: str = 
 
 
 def write_bios_data(memory) -> None:
-    """The BIOS data area words kernels read: the EBDA segment and the base memory size."""
+    """The BIOS data area words kernels read: the EBDA segment and the base memory size,
+    and the text-mode display's (devices/vga.py, which also blanks the text window)."""
+    from hvtui.vmm.devices import vga
     memory.write(0x40E, struct.pack("<H", EBDA_ADDR >> 4))
     memory.write(0x413, struct.pack("<H", EBDA_ADDR // 1024))
+    vga.write_bios_data(memory)
 
 
 def write_firmware(memory, vcpus: int) -> int:
