@@ -127,7 +127,8 @@ def _summary(g: api.GuestView) -> dict:
     return {"name": g.name, "state": g.state.value, "status": g.status, "run": g.run,
             "end": api.to_wire(g.end), "spec": api.to_wire(g.spec), "uptime_s": round(g.uptime_s, 3),
             "exits_per_s": round(g.exits_per_s, 1), "cpu_percent": round(g.cpu_percent, 1),
-            "resident_bytes": g.resident_bytes, "log": g.log, "consoles": list(g.consoles)}
+            "resident_bytes": g.resident_bytes, "log": g.log, "consoles": list(g.consoles),
+            "preferred_console": g.preferred_console}
 
 
 async def cmd_start(monitor, args) -> int:

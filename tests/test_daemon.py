@@ -399,3 +399,29 @@ def test_too_many_clients_are_refused_in_one_line(serve, monkeypatch):
             s.close()
     time.sleep(0.3)
     assert hvtui("ls").returncode == 0
+
+
+async def test_the_vga_console_of_a_guest_of_the_monitor(serve):
+    """A guest that only draws on its VGA screen: the monitor says so, a client reads the
+    screen and types on its keyboard through the socket, and `hvtui console --console vga`
+    shows it (the final screen as text where stdout is not a terminal)."""
+    from hvtui import ps2keys
+    hvtui("start", "vgademo", "--name", "v", "--memory", "16")
+    async with RemoteMonitor() as m:
+        await wait_for(lambda: m.view("v").preferred_console == api.VGA, "the VGA console to be preferred")
+        screen = None
+
+        async def ready():
+            nonlocal screen
+            screen = await m.screen("v")
+            return "- ready" in screen.row_text(22)
+        deadline = time.monotonic() + 30
+        while not await ready():
+            assert time.monotonic() < deadline, "the demo did not draw"
+            await asyncio.sleep(0.1)
+        assert await m.send_keys("v", ps2keys.for_char("x")) == 2        # a make and a break code
+        with pytest.raises(api.ConfigError, match="a screen, not a stream"):
+            await m.console_history("v", api.VGA)
+    r = hvtui("console", "v", "--console", "vga", input=b"\x1d")
+    assert r.returncode == 0 and b"- ready" in r.stdout, r.stdout + r.stderr
+    assert json.loads(hvtui("ls", "--json").stdout)[0]["preferred_console"] == "vga"
