@@ -463,7 +463,7 @@ async def _main(detach: bool, quiet: bool, vcpu_nice: int, console_nice: int) ->
     server = Server(vcpu_nice=vcpu_nice, console_nice=console_nice)
     if not server.take_lock():
         print(f"hvtui: a monitor is already running ({server.socket_path})", file=sys.stderr)
-        return 0
+        return 1
     await server.listen()
     log.info("monitor %d listening on %s", os.getpid(), server.socket_path)
     loop = asyncio.get_running_loop()

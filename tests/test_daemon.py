@@ -109,6 +109,8 @@ def test_serve_commands_and_kill_server(serve):
     assert counts((logdir / "c1.2.log").read_bytes())[:1] == [0]
     assert b"killed" in (logdir / "c1.1.log").read_bytes()        # the first run's log is kept
     assert (logdir / "c1.log").resolve() == logdir / "c1.2.log"
+    r = hvtui("serve")
+    assert r.returncode == 1 and r.stderr == f"hvtui: a monitor is already running ({paths.socket_path()})\n".encode()
     r = hvtui("nosuchcommand")
     assert r.returncode == 2
     r = hvtui("kill-server")
