@@ -8,6 +8,8 @@
  *   req_kib = bytes per virtio-blk request, depth = requests in flight.
  * mode=badring kind=loop|oob|idx|long|feat: hands virtio-blk a malformed ring (or an
  *   unoffered feature) and checks that the device fails (NEEDS_RESET / FEATURES_OK refused).
+ *   With kind=feat times=N it negotiates badly N times in a row (0: forever, printing a
+ *   line every 1000), as a driver looping on a failed negotiation would.
  *
  * Timed phases are bracketed by 4-byte writes to port 0x524 (phase id, then 0):
  * 1 pv-write, 2 pv-read, 3 emu-write, 4 emu-read; the write phases include the flush.
@@ -400,7 +402,24 @@ static int report_failed(u32 s)
     return 1;
 }
 
-static int badring_feat(void)
+static int badring_feat_once(int quiet);
+
+static int badring_feat(u64 times)
+{
+    u64 n;
+    int r = 0;
+
+    for (n = 0; !times || n < times; n++) {
+        r = badring_feat_once(n > 0);
+        if (r)
+            return r;
+        if ((n + 1) % 1000 == 0)
+            hv_printf("blkbench: %llu bad negotiations refused\n", n + 1);
+    }
+    return r;
+}
+
+static int badring_feat_once(int quiet)
 {
     int slot = vio_find(VIO_ID_BLOCK, 0), bit;
     u64 offered;
@@ -422,22 +441,25 @@ static int badring_feat(void)
         hv_printf("blkbench: the device offers all 64 feature bits\n");
         return 1;
     }
-    hv_printf("blkbench: offered features 0x%llx, asking for bit %d too\n", offered, bit);
+    if (!quiet)
+        hv_printf("blkbench: offered features 0x%llx, asking for bit %d too\n", offered, bit);
     vio_write_features(&blk, (offered & (VIO_F_VERSION_1 | VIRTIO_BLK_F_FLUSH)) | (1ull << bit));
     vio_set_status(&blk, VIO_S_ACKNOWLEDGE | VIO_S_DRIVER | VIO_S_FEATURES_OK);
     s = vio_status(&blk);
-    hv_printf("device status 0x%02x\n", s);
-    if (s & VIO_S_NEEDS_RESET)
+    if (!quiet)
+        hv_printf("device status 0x%02x\n", s);
+    if (s & VIO_S_NEEDS_RESET && !quiet)
         hv_printf("device needs reset\n");
     if (!(s & VIO_S_FEATURES_OK)) {
-        hv_printf("features refused\n");
+        if (!quiet)
+            hv_printf("features refused\n");
         return 0;
     }
     hv_printf("device did not fail\n");
     return 1;
 }
 
-static int badring(const char *kind)
+static int badring(const char *kind, u64 times)
 {
     static struct blk_hdr hdr;
     static volatile u8 status;
@@ -446,7 +468,7 @@ static int badring(const char *kind)
     int r;
 
     if (!hv_strcmp(kind, "feat"))
-        return badring_feat();
+        return badring_feat(times);
     if (hv_strcmp(kind, "loop") && hv_strcmp(kind, "oob") && hv_strcmp(kind, "idx") &&
         hv_strcmp(kind, "long")) {
         hv_printf("blkbench: unknown kind '%s' (kinds: loop, oob, idx, long, feat)\n", kind);
@@ -531,7 +553,12 @@ int main(const struct hv_boot_info *bi)
     if (!hv_strcmp(mode, "badring")) {
         if (!hv_get_kv(cl, "kind", kind, sizeof kind))
             kind[0] = 0;
-        return badring(kind);
+        pv_mib = hv_get_num(cl, "times", 1, &o);
+        if (!o) {
+            hv_printf("blkbench: bad times= in '%s'\n", cl);
+            return 2;
+        }
+        return badring(kind, pv_mib);
     }
     hv_printf("blkbench: unknown mode '%s' (modes: bench, badring)\n", mode);
     return 2;

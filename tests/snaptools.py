@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import struct
 import zlib
 
@@ -58,3 +59,11 @@ def edited(src, dst, edit) -> None:
     if result is not None:
         state = result
     rebuild(src, dst, json.dumps(state, separators=(",", ":")).encode())
+
+
+def fill(directory, leave: int) -> None:
+    """Fill a filesystem with a file until only about `leave` bytes are free."""
+    st = os.statvfs(directory)
+    free = st.f_bavail * st.f_frsize
+    with open(os.path.join(directory, "filler"), "wb") as f:
+        f.write(b"\xff" * max(0, free - leave))

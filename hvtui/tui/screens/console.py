@@ -155,10 +155,18 @@ class ConsoleScreen(Screen):
         if not data:
             return
         try:
-            self.app.host.send_input(self.guest_name, data, self.console)
+            taken = self.app.host.send_input(self.guest_name, data, self.console)
         except HvError as e:
             self.app.bell()
             self.notify(str(e), severity="warning", timeout=2)
+            return
+        except Exception as e:      # reported; the console and the app go on
+            self.app.report_failure("send input", e)
+            return
+        if taken < len(data):       # its input queue is full: the guest is not reading
+            self.app.bell()
+            self.notify(f"{self.guest_name} is not reading its input: {len(data) - taken} byte(s) dropped",
+                        severity="warning", timeout=3)
 
     def prefix_command(self, key: str, character: str | None) -> None:
         c = character or ""
