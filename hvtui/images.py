@@ -61,8 +61,8 @@ def resolve(image: str) -> str:
                              "(pip install .) to build the guests")
         return str(path)
     if os.sep in image or image.endswith(".elf") or os.path.exists(image):
-        if not os.path.isfile(image):
-            raise ImageError(f"{image}: no such file")
+        from hvtui.vmm.boot import file_size
+        file_size(image)          # a regular file, or one line naming what it is instead
         return image
     raise ImageError(f"unknown image {image!r}: built-in images are {', '.join(BUILTINS)}; "
                      "or give a path to a kernel file")

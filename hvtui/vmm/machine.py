@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from hvtui._core import ffi, lib
 from hvtui.errors import ConfigError, DeviceError, GuestMemoryError, HvError, ImageError, SnapshotError, StateError
-from hvtui.vmm import admission, boot, cpu, layout, snapshot
+from hvtui.vmm import admission, boot, cpu, firmware, layout, snapshot
 from hvtui.vmm.boot import pc
 from hvtui.vmm.board import PYDEV_PORT, Board
 from hvtui.vmm.devices.bus import Bus
@@ -94,9 +94,10 @@ def validate(config: MachineConfig, kvm: Kvm) -> None:
         raise ConfigError(f"memory must be at least {MIN_MEMORY_MIB} MiB (got {config.memory_mib})")
     if layout.mapped_gib(config.memory_mib << 20) > layout.MAX_MAPPED_GIB:
         raise ConfigError(f"memory above {layout.MAX_MAPPED_GIB - 2} GiB is not supported")
-    limit = min(kvm.max_vcpus, layout.MAX_VCPUS_LAYOUT)
+    limit = min(kvm.max_vcpus, layout.MAX_VCPUS_LAYOUT, firmware.MAX_VCPUS)
     if not 1 <= config.vcpus <= limit:
-        raise ConfigError(f"vCPUs must be between 1 and {limit} (KVM's limit here), got {config.vcpus}")
+        raise ConfigError(f"vCPUs must be between 1 and {limit} (KVM allows {kvm.max_vcpus}, a PC's APIC IDs "
+                          f"{firmware.MAX_VCPUS}), got {config.vcpus}")
     if len(config.cmdline.encode()) > layout.CMDLINE_MAX:
         raise ConfigError(f"command line longer than {layout.CMDLINE_MAX} bytes")
     if config.exit_code_style not in EXIT_CODE_STYLES:
@@ -106,15 +107,20 @@ def validate(config: MachineConfig, kvm: Kvm) -> None:
 EXIT_CODE_STYLES = ("hvtui", "qemu")
 
 
-def read_modules(specs: list[str]) -> list[boot.Module]:
-    """Each "FILE" or "FILE ARGS" read whole; the module's string is the spec as given."""
-    modules = []
+def read_modules(specs: list[str], ram: int | None = None) -> list[boot.Module]:
+    """Each "FILE" or "FILE ARGS" read whole; the module's string is the spec as given.
+    Their sizes are checked first: together they must fit in ram (none is read otherwise)."""
+    paths = []
     for spec in specs:
         path = spec.strip().split(" ", 1)[0]
         if not path:
             raise ImageError("an empty --initrd/module entry")
-        modules.append(boot.Module(path, spec.strip(), boot.read_file(path, "module or initrd")))
-    return modules
+        paths.append(path)
+    total = sum(boot.file_size(p, "module or initrd") for p in paths)
+    if ram is not None and total > ram:
+        raise ImageError(f"{', '.join(paths)}: the initrd/modules take {total >> 20} MiB, which does not fit in "
+                         f"guest RAM ({ram >> 20} MiB)")
+    return [boot.Module(p, spec.strip(), boot.read_file(p, "module or initrd")) for p, spec in zip(paths, specs)]
 
 
 class Machine:
@@ -164,7 +170,7 @@ class Machine:
         cfg = self.config
         image = boot.read_file(cfg.image)
         protocol = boot.detect(cfg.image, image)
-        modules = read_modules(cfg.initrd)
+        modules = read_modules(cfg.initrd, cfg.memory_mib << 20)
         ram = cfg.memory_mib << 20
         low, high = layout.split_ram(ram)
         self.vm = VmPool.for_kvm(self.kvm).take()

@@ -40,6 +40,7 @@ class Tmux:
 
 
 def test_hvtui_in_tmux(tmp_path):
+    # (COLUMNS and LINES from the test's environment would make Textual believe 80x24)
     fleet = tmp_path / "fleet.toml"
     fleet.write_text('[[guest]]\nimage = "counter"\nname = "c1"\nmemory = 16\n'
                      '[[guest]]\nimage = "shell"\nname = "sh"\nmemory = 16\n')
@@ -50,7 +51,7 @@ def test_hvtui_in_tmux(tmp_path):
     tmux = Tmux(f"hvtui-test-{os.getpid()}")
     try:
         tmux("-f", "/dev/null", "new-session", "-d", "-s", "hv", "-x", "120", "-y", "40",
-             "sh", "-c", f"env TERM=xterm-256color {command}; echo hvtui exited with $?; sleep 60")
+             "sh", "-c", f"env -u COLUMNS -u LINES TERM=xterm-256color {command}; echo hvtui exited with $?; sleep 60")
         screen = tmux.wait_for(lambda s: "c1" in s and "sh" in s and s.count("running") >= 2,
                                "the dashboard with two running guests")
         assert "host CPU" in screen and "Exits/s" in screen
