@@ -10,6 +10,8 @@
  *   unoffered feature) and checks that the device fails (NEEDS_RESET / FEATURES_OK refused).
  *   With kind=feat times=N it negotiates badly N times in a row (0: forever, printing a
  *   line every 1000), as a driver looping on a failed negotiation would.
+ * mode=rowrite: writes a sector through virtio-blk and through the ATA disk even though
+ *   the disk says it is read-only, and prints whether each device refused it.
  *
  * Timed phases are bracketed by 4-byte writes to port 0x524 (phase id, then 0):
  * 1 pv-write, 2 pv-read, 3 emu-write, 4 emu-read; the write phases include the flush.
@@ -459,6 +461,34 @@ static int badring_feat_once(int quiet)
     return 1;
 }
 
+static int rowrite(void)
+{
+    u32 sectors = 0;
+    u8 *buf;
+    int r, pv_refused, ata_refused;
+
+    r = blk_setup(VIRTIO_BLK_F_FLUSH | VIRTIO_BLK_F_RO);
+    if (r < 0) {
+        hv_printf("blkbench: virtio-blk setup failed: %s\n", vio_strerror(r));
+        return 3;
+    }
+    buf = vio_alloc(&arena, 4096, 4096);
+    if (!buf)
+        return 3;
+    memset(buf, 0x5a, 4096);
+    hv_printf("rowrite: virtio-blk offers read-only: %s\n", blk.features & VIRTIO_BLK_F_RO ? "yes" : "no");
+    pv_refused = pv_io(VIRTIO_BLK_T_OUT, 0, buf, 4096) != 0;
+    hv_printf("rowrite: virtio-blk write %s\n", pv_refused ? "refused" : "accepted");
+    r = ata_identify(ata_id, &sectors);
+    if (r < 0)
+        return emu_fail("identify", r);
+    r = ata_write(8, 1, buf, ata_width);
+    ata_refused = r != 0;
+    hv_printf("rowrite: ata write %s (status 0x%02x, error 0x%02x)\n", ata_refused ? "refused" : "accepted",
+              ata_last_status, ata_last_error);
+    return pv_refused && ata_refused ? 0 : 1;
+}
+
 static int badring(const char *kind, u64 times)
 {
     static struct blk_hdr hdr;
@@ -560,6 +590,8 @@ int main(const struct hv_boot_info *bi)
         }
         return badring(kind, pv_mib);
     }
-    hv_printf("blkbench: unknown mode '%s' (modes: bench, badring)\n", mode);
+    if (!hv_strcmp(mode, "rowrite"))
+        return rowrite();
+    hv_printf("blkbench: unknown mode '%s' (modes: bench, badring, rowrite)\n", mode);
     return 2;
 }

@@ -471,5 +471,12 @@ def test_bench_snapshot_json(tmp_path):
     out = json.loads(r.stdout)
     assert set(out["save_ms"]) == set(out["restore_ms"]) == {"16", "32"}
     assert out["restore_growth"] > 0 and out["kvm"] in ("pvm", "hw")
-    row = out["touched"][0]
-    assert row["touched_mib"] == 4 and row["allocated_bytes"] >= 4 << 20 > out["sizes"][1]["allocated_bytes"]
+    for row in out["sizes"]:                    # each file is the guest's memory, mostly holes
+        assert row["file_bytes"] >= row["memory_mib"] << 20
+        assert row["data_bytes"] < 1 << 20 and row["allocated_bytes"] < 2 << 20
+        assert len(row["save_runs"]) == len(row["restore_runs"]) == 1
+    row, plain = out["touched"][0], out["sizes"][1]
+    assert row["touched_mib"] == 4 and row["memory_mib"] == plain["memory_mib"] == 32
+    # the 4 MiB written are saved, exactly: what it measures is touched memory, not guest size
+    assert 4 << 20 <= row["data_bytes"] - plain["data_bytes"] <= (4 << 20) + (64 << 10), (row, plain)
+    assert row["allocated_bytes"] >= 4 << 20 > plain["allocated_bytes"]
