@@ -5,8 +5,10 @@ Backpressure: the Host queues at most INPUT_LIMIT bytes of COM1 input per guest;
 reads stdin only when there is room, so `head -c 3G /dev/zero | hvtui run counter` holds
 a few KiB in the monitor while `head` waits on a full pipe, however fast it writes.
 
-End of input: when stdin is a pipe, a FIFO, a socket or a regular file, its end means
-the user's input is over (as `virsh console` users expect from a pipe). With the
+End of input: when stdin is a pipe, a FIFO, a socket or a regular file and it ends after
+giving the guest something, the user's input is over (as `virsh console` users expect
+from a pipe). An empty one (`true | hvtui run ...`, a harness that closes stdin) gave
+nothing to wait for and ends nothing, like /dev/null. With the
 default `--stdin-eof stop`, the guest is stopped once it has read what it was sent (the
 monitor's queue and its UART FIFO are empty, or it took nothing for the grace period:
 a guest that never reads) and then `--eof-grace` seconds (2) have passed without it
@@ -44,6 +46,7 @@ class StdinPump:
         self.detached = asyncio.Event()
         self.input_done = asyncio.Event()     # set when the guest should stop: its input is over
         self.ended_input = False
+        self.bytes_read = 0
         self._task: asyncio.Task | None = None
         try:
             self._pollable = not stat.S_ISREG(os.fstat(fd).st_mode)   # epoll refuses regular files
@@ -89,9 +92,10 @@ class StdinPump:
                 data = b""
             if not data:
                 self.ended_input = True
-                if self.stop_on_eof:
+                if self.stop_on_eof and self.bytes_read:
                     await self._after_end_of_input(guest)
                 return
+            self.bytes_read += len(data)
             if self.interactive and self.detach_key in data:
                 self.detached.set()
                 data = data.split(self.detach_key)[0]

@@ -20,20 +20,6 @@ def _kvm_problem() -> str | None:
 KVM_PROBLEM = _kvm_problem()
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _stdin_is_dev_null():
-    """`hvtui run` that a test starts inherits the test run's stdin unless the test pipes
-    its own. A runner's stdin may be a pipe already at its end, which would stop those
-    guests (--stdin-eof stop); /dev/null never does, whatever runs the tests."""
-    saved = os.dup(0)
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    os.close(null)
-    yield
-    os.dup2(saved, 0)
-    os.close(saved)
-
-
 @pytest.fixture(autouse=True)
 def _kvm_gate(request):
     """A test marked kvm skips without KVM, or fails when HVTUI_REQUIRE_KVM=1."""

@@ -9,7 +9,7 @@ pytestmark = pytest.mark.kvm
 
 def hvtui(*args, stdin=b"", timeout=60, tmp_path=None):
     """Run hvtui; stdin given: piped in (its end stops the guest once read, --stdin-eof);
-    none: /dev/null, which never ends a guest."""
+    none: /dev/null."""
     cmd = [sys.executable, "-m", "hvtui", *args]
     if tmp_path is not None and args and args[0] == "run":
         cmd += ["--log-dir", str(tmp_path)]

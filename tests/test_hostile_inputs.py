@@ -23,8 +23,11 @@ MiB = 1 << 20
 
 
 def hvtui(*args, stdin=subprocess.DEVNULL, input=None, timeout=60, env=None):
+    if input is not None:
+        return subprocess.run([sys.executable, "-m", "hvtui", *args], capture_output=True, timeout=timeout,
+                              input=input, env=env)
     return subprocess.run([sys.executable, "-m", "hvtui", *args], capture_output=True, timeout=timeout,
-                          stdin=None if input is not None else stdin, input=input, env=env)
+                          stdin=stdin, env=env)
 
 
 def one_line(r, code=1) -> str:
@@ -332,3 +335,9 @@ def test_stdin_from_a_file_reaches_the_guest(tmp_path):
     with open(script, "rb") as f:
         r = hvtui("run", "shell", "--log-dir", str(tmp_path), stdin=f, timeout=30)
     assert r.returncode == 4 and b"from a file\r\n" in r.stdout
+
+
+def test_an_empty_pipe_ends_nothing(tmp_path):
+    """A harness that closes stdin at once gave no input: the guest runs on (as with /dev/null)."""
+    r = hvtui("run", "counter", "--timeout", "3", "--log-dir", str(tmp_path), input=b"", timeout=30)
+    assert r.returncode == 124 and b"timed out" in r.stderr and b"end of input" not in r.stderr
