@@ -90,7 +90,7 @@ def _peak_rss_mib(command: str) -> tuple[int, float, str]:
 @pytest.mark.parametrize("guest", ["counter", "shell"])
 def test_piping_200_mb_into_a_guest_keeps_the_monitor_small(tmp_path, guest):
     """stdin is read only as fast as the guest takes it: `head` waits on a full pipe."""
-    hvtui = f"{sys.executable} -m hvtui run {guest} --timeout 3 --log-dir {tmp_path}"
+    hvtui = f"{sys.executable} -m hvtui run {guest} --timeout 5 --log-dir {tmp_path}"
     code, idle, _ = _peak_rss_mib(f"{hvtui} < /dev/null")
     code, peak, err = _peak_rss_mib(f"head -c 200M /dev/zero | {hvtui}")
     assert code == 124 and "timed out" in err, err
