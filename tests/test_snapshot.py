@@ -134,7 +134,8 @@ async def test_two_vcpus_both_continue(host, tmp_path):
     await host.kill("smp")
     r = await host.restore(path, name="smp2")
     await host.wait_for_output("smp2", f"cpu1 count {cpu1 + 2}\r\n".encode(), timeout=20)
-    await wait_count(host, "smp2", cpu0 + 2)
+    # "\ncount N": vCPU 0's line, not the end of "cpu1 count N" (which made this test flaky)
+    await host.wait_for_output("smp2", f"\ncount {cpu0 + 2}\r\n".encode(), timeout=20)
     assert counts(r.history)[0] == cpu0 + 1
     assert int(re.search(rb"cpu1 count (\d+)\r", bytes(r.history)).group(1)) == cpu1 + 1
 
