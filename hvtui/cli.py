@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 import os
 import sys
 import termios
 import tty
 
-from hvtui import images
+from hvtui import __version__, images
 from hvtui.errors import ConfigError, HvError
 
 EXIT_ERROR, EXIT_CRASH, EXIT_TIMEOUT, EXIT_INTERRUPT = 1, 3, 124, 130
@@ -33,9 +34,56 @@ def _say(msg: str) -> None:
 
 def _positive_int(text: str) -> int:
     try:
-        return int(text, 0)
+        value = int(text, 0)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    return value
+
+
+def _seconds(positive: bool):
+    """A finite number of seconds: positive (a deadline), or at least 0 (0: off)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+        if not math.isfinite(value) or value < 0 or (positive and value == 0):
+            raise argparse.ArgumentTypeError(f"must be a finite number of seconds {'above' if positive else 'from'} "
+                                             f"0: {text!r}")
+        return value
+    return parse
+
+
+def _mib(text: str) -> int:
+    value = _positive_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be at least 1 MiB")
+    return value << 20
+
+
+def _log_options(parser) -> None:
+    parser.add_argument("--log-dir", default=None, help="where console logs go")
+    parser.add_argument("--log-max", type=_mib, default=None, metavar="MiB",
+                        help="cap of each console log; past it the log rotates to NAME.log.1 (64)")
+    parser.add_argument("--log-keep", type=_positive_int, default=None, metavar="N",
+                        help="rotated console logs kept per console (2)")
+
+
+def _stdin_options(parser) -> None:
+    parser.add_argument("--stdin-eof", choices=("stop", "keep"), default="stop",
+                        help="when piped input ends: stop the guest once it has read its input and "
+                             "--eof-grace passed (stop, the default), or let it run on (keep)")
+    parser.add_argument("--eof-grace", type=_seconds(False), default=2.0, metavar="S",
+                        help="seconds a guest has after its piped input ends to finish on its own (2)")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error on one line (exit 2), as every other error is."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def _gdb_address(text: str) -> tuple[str, int]:
@@ -47,7 +95,8 @@ def _gdb_address(text: str) -> tuple[str, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hvtui", description="A Type-2 hypervisor you drive from a terminal.")
+    p = _Parser(prog="hvtui", description="A Type-2 hypervisor you drive from a terminal.")
+    p.add_argument("--version", action="version", version=f"hvtui {__version__}")
     p.add_argument("--fleet", metavar="FILE.toml", default=None,
                    help="with no subcommand: the TUI starts the guests of this file ([[guest]] tables)")
     sub = p.add_subparsers(dest="command")
@@ -66,16 +115,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--exit-code", dest="exit_code_style", choices=("hvtui", "qemu"), default="hvtui",
                      help="qemu: a write of v to the debug-exit port 0xf4 ends hvtui with (v << 1) | 1, as "
                           "QEMU's isa-debug-exit does")
-    run.add_argument("--timeout", type=float, default=None, metavar="S", help="stop the guest after S seconds (exit 124)")
+    run.add_argument("--timeout", type=_seconds(True), default=None, metavar="S",
+                     help="stop the guest after S seconds (exit 124)")
     run.add_argument("--name", default="", help="guest name (for the log file)")
-    run.add_argument("--watchdog", type=float, default=0.0, metavar="S",
+    run.add_argument("--watchdog", type=_seconds(False), default=0.0, metavar="S",
                      help="crash a vCPU stuck S seconds with interrupts off and no exits (default 0: never)")
     run.add_argument("--disk", default=None, metavar="FILE",
                      help="a host file as the guest's disk: virtio-blk, and the emulated ATA disk")
     run.add_argument("--disk-readonly", action="store_true", help="the disk refuses writes")
-    run.add_argument("--log-dir", default=None, help="where console logs go")
+    run.add_argument("--overcommit", action="store_true",
+                     help="start the guest even if the host (or its memory cgroup) cannot promise all its RAM")
+    _log_options(run)
+    _stdin_options(run)
     run.add_argument("-v", "--verbose", action="store_true", help="monitor messages on stderr")
-    run.add_argument("--snapshot-after", type=float, default=None, metavar="S",
+    run.add_argument("--snapshot-after", type=_seconds(False), default=None, metavar="S",
                      help="take a live snapshot S seconds in (the guest goes on); needs --snapshot-to")
     run.add_argument("--snapshot-to", default=None, metavar="FILE", help="where --snapshot-after saves")
     run.add_argument("--gdb", type=_gdb_address, default=None, metavar="[HOST:]PORT",
@@ -88,8 +141,16 @@ def build_parser() -> argparse.ArgumentParser:
     restore = sub.add_parser("restore", help="continue a snapshot as a new guest, console on this terminal")
     restore.add_argument("file", help="a snapshot file (hvtui run --snapshot-to, or the TUI)")
     restore.add_argument("--name", default="", help="guest name (default: the snapshot's)")
-    restore.add_argument("--timeout", type=float, default=None, metavar="S", help="stop the guest after S seconds (exit 124)")
-    restore.add_argument("--log-dir", default=None, help="where console logs go")
+    restore.add_argument("--timeout", type=_seconds(True), default=None, metavar="S",
+                         help="stop the guest after S seconds (exit 124)")
+    restore.add_argument("--disk", default=None, metavar="FILE",
+                         help="the disk to give the restored guest; required when the snapshot had one "
+                              "(`hvtui snapshot info` names it): give that path to reopen it read-write")
+    restore.add_argument("--disk-readonly", action="store_true", help="the disk refuses writes")
+    restore.add_argument("--overcommit", action="store_true",
+                         help="restore even if the host (or its memory cgroup) cannot promise all its RAM")
+    _log_options(restore)
+    _stdin_options(restore)
     restore.add_argument("-v", "--verbose", action="store_true", help="monitor messages on stderr")
     _screen_arguments(restore)
 
@@ -164,20 +225,39 @@ class _RawStdin:
             termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
 
 
+def _restore_overrides(args) -> dict:
+    """restore: the snapshot's disk is reopened read-write only when the user names it."""
+    from hvtui.vmm import snapshot
+    saved_disk = snapshot.verify(args.file)["disk"]
+    overrides = {"overcommit": args.overcommit}
+    if args.disk:
+        overrides.update(disk=args.disk, disk_readonly=args.disk_readonly)
+    elif saved_disk:
+        raise HvError(f"{args.file}: the snapshot's guest had the disk {saved_disk}, which restore would open "
+                      f"read-write: pass --disk {saved_disk} to reopen it (or --disk FILE for another)")
+    return overrides
+
+
 async def _run(args) -> int:
+    from hvtui import logs
     from hvtui.host import GuestSpec, Host
+    from hvtui.stdin_pump import StdinPump
     from hvtui.vmm.machine import State
 
     out = sys.stdout.buffer
     vga = args.console == "vga"
-    async with Host(log_dir=args.log_dir, spare_vm=False) as host:
+    log_limits = {"log_max_bytes": args.log_max or logs.DEFAULT_MAX_BYTES,
+                  "log_keep": logs.DEFAULT_KEEP if args.log_keep is None else args.log_keep}
+    async with Host(log_dir=args.log_dir, spare_vm=False, **log_limits) as host:
         if args.command == "restore":
-            guest = await host.restore(args.file, name=args.name or None, start=False)
+            overrides = await asyncio.to_thread(_restore_overrides, args)
+            guest = await host.restore(args.file, name=args.name or None, start=False, **overrides)
         else:
             spec = GuestSpec(image=args.image, name=args.name, memory_mib=args.memory, vcpus=args.vcpus,
                              cmdline=args.cmdline, watchdog_s=args.watchdog,
                              disk=args.disk, disk_readonly=args.disk_readonly,
-                             initrd=split_initrd(args.initrd), exit_code_style=args.exit_code_style)
+                             initrd=split_initrd(args.initrd), exit_code_style=args.exit_code_style,
+                             overcommit=args.overcommit)
             guest = await host.create(spec, start=False)
         cfg = guest.machine.config
 
@@ -190,62 +270,49 @@ async def _run(args) -> int:
             _say(f"{guest.name}: {guest.machine.boot_protocol}, {cfg.memory_mib} MiB, {cfg.vcpus} vCPU(s), "
                  f"log {guest.log_path}")
 
-        loop = asyncio.get_running_loop()
-        detached = asyncio.Event()
         stdin_fd = sys.stdin.fileno() if sys.stdin and not sys.stdin.closed else None
         interactive = stdin_fd is not None and os.isatty(stdin_fd)
         view = None
         if vga:
             from hvtui.vgaterm import VgaTerminal
             view = VgaTerminal(host, guest.name, out, os.isatty(out.fileno()),
-                               pause_input=lambda: loop.remove_reader(stdin_fd),
-                               resume_input=lambda: loop.add_reader(stdin_fd, on_stdin))
-
-        def on_stdin() -> None:
-            try:
-                data = os.read(stdin_fd, 4096)
-            except OSError:
-                data = b""
-            if not data:
-                loop.remove_reader(stdin_fd)
-                return
-            if interactive and DETACH_KEY in data:
-                detached.set()
-                data = data.split(DETACH_KEY)[0]
-            if data and guest.state.live:
-                if view is not None:
-                    view.feed(data)
-                else:
-                    host.send_input(guest.name, data)
+                               pause_input=lambda: pump and pump.pause(),
+                               resume_input=lambda: pump and pump.resume())
+        pump = None if stdin_fd is None else StdinPump(host, guest.name, stdin_fd, interactive, DETACH_KEY,
+                                                       args.stdin_eof, args.eof_grace,
+                                                       deliver=view.feed if view is not None else None)
 
         if getattr(args, "gdb", None) is not None:
             await _serve_gdb(host, guest, args)
 
         with _screen_session(view, args, host, guest), _RawStdin() if interactive else contextlib.nullcontext():
-            if stdin_fd is not None:
-                with contextlib.suppress(OSError, ValueError, PermissionError):
-                    loop.add_reader(stdin_fd, on_stdin)
             guest.machine.start()
+            if pump is not None:
+                pump.start()
             ended = asyncio.create_task(host.wait_until_ended(guest.name))
-            waiters = {ended, asyncio.create_task(detached.wait())}
+            waiters = {ended}
+            if pump is not None:
+                waiters |= {asyncio.create_task(pump.detached.wait()), asyncio.create_task(pump.input_done.wait())}
             snap_failed: list[str] = []
             if getattr(args, "snapshot_after", None) is not None:
                 waiters.add(asyncio.create_task(_live_snapshot(host, guest, args, snap_failed)))
             done, _ = await asyncio.wait(waiters, timeout=args.timeout, return_when=asyncio.FIRST_COMPLETED)
-            if stdin_fd is not None:
-                with contextlib.suppress(Exception):
-                    loop.remove_reader(stdin_fd)
+            if pump is not None:
+                pump.close()
             for t in waiters:
                 if t is not ended:
                     t.cancel()
             if ended not in done:
                 await host.stop(guest.name)
                 await host.wait_until_ended(guest.name)
-                if detached.is_set():
+                if pump is not None and pump.detached.is_set():
                     _say(f"{guest.name}: detached (Ctrl-]); guest stopped")
                     return EXIT_INTERRUPT
                 if snap_failed:
                     return EXIT_ERROR
+                if pump is not None and pump.input_done.is_set():
+                    _say(f"{guest.name}: end of input; guest stopped (--stdin-eof keep lets it run on)")
+                    return 0
                 _say(f"{guest.name}: timed out after {args.timeout:g}s; guest stopped")
                 return EXIT_TIMEOUT
         if snap_failed:
@@ -324,9 +391,9 @@ async def _live_snapshot(host, guest, args, failed: list) -> None:
         return
     try:
         info = await host.snapshot(guest.name, args.snapshot_to)
-    except HvError as e:
+    except Exception as e:      # HvError: one line; anything else too, never "timed out"
         failed.append(str(e))
-        _say(str(e))
+        _say(str(e) if isinstance(e, HvError) else f"{guest.name}: snapshot failed: {type(e).__name__}: {e}")
         await host.stop(guest.name)
         return
     if args.verbose:
@@ -353,6 +420,12 @@ def _snapshot_info(args) -> int:
     print(f"  devices   {', '.join(info['devices'])}")
     print(f"  memory    {info['data_bytes'] >> 10} KiB of data in {info['memory_mib']} MiB, "
           f"file {info['file_size']} bytes ({info['allocated_bytes'] >> 10} KiB on disk)")
+    if info["initrd"]:
+        print(f"  initrd    {', '.join(info['initrd'])}")
+    if info["disk"]:
+        mode = "read-only" if info["disk_readonly"] else "read-write"
+        print(f"  disk      {info['disk']} ({mode}; not in the snapshot: restore opens it only when given "
+              f"--disk)")
     return 0
 
 
@@ -409,6 +482,9 @@ def main(argv: list[str] | None = None) -> int:
         return run_tui(args)
     except HvError as e:
         _say(str(e))
+        return EXIT_ERROR
+    except OSError as e:        # a file the user named, a full disk: one line, not a traceback
+        _say(f"{e.filename + ': ' if e.filename else ''}{e.strerror or e}")
         return EXIT_ERROR
     except KeyboardInterrupt:
         return EXIT_INTERRUPT

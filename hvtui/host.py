@@ -20,7 +20,7 @@ from typing import Callable
 
 import psutil
 
-from hvtui import images
+from hvtui import images, logs
 from hvtui.errors import ConfigError, StateError
 from hvtui.keyboard import KeyFeed
 from hvtui.vmm import snapshot
@@ -31,6 +31,7 @@ from hvtui.vmm.machine import Machine, MachineConfig, MachineSample, State
 HISTORY_BYTES = 1 << 20      # console scrollback kept per guest
 RATE_HISTORY = 120           # samples kept for sparklines
 INPUT_RETRY_S = 0.002        # the UART FIFO holds 64 bytes: retry the rest this often
+INPUT_LIMIT = 64 * 1024      # COM1 input queued per guest beyond its FIFO: send_input takes no more
 
 
 def default_log_dir() -> Path:
@@ -50,6 +51,7 @@ class GuestSpec:
     disk_readonly: bool = False
     initrd: list[str] = field(default_factory=list)   # Linux initrd / Multiboot modules ("FILE ARGS")
     exit_code_style: str = "hvtui"  # "qemu": isa-debug-exit's (v << 1) | 1
+    overcommit: bool = False        # start it even if the host cannot promise its RAM (vmm/admission.py)
 
 BUSY_CPU_PERCENT = 50     # a vCPU using this much of a host CPU and making no exits is computing
 SERIAL, HVC = "serial", "hvc0"      # a guest's two consoles: COM1 and its virtio-console
@@ -74,10 +76,12 @@ class VcpuRates:
 class ConsoleStream:
     """One console of a guest: bounded scrollback, a log file, and subscribers."""
 
-    def __init__(self, log_path: Path, append: bool = False):
+    def __init__(self, log_path: Path, append: bool = False, max_bytes: int = logs.DEFAULT_MAX_BYTES,
+                 keep: int = logs.DEFAULT_KEEP):
         self.history = bytearray()
         self.subscribers: list[Callable[[bytes], None]] = []
-        self.log = open(log_path, "ab" if append else "wb")   # a restored guest's log goes on
+        # a restored guest's log goes on; a flooding guest's is capped and rotated (logs.py)
+        self.log = logs.RotatingLog(log_path, max_bytes, keep, append)
         self.total_bytes = 0
 
     def feed(self, data: bytes) -> None:
@@ -103,16 +107,23 @@ class ConsoleStream:
 class Guest:
     """What the host keeps about one guest, live or ended."""
 
-    def __init__(self, spec: GuestSpec, machine: Machine, log_path: Path, append: bool = False):
+    def __init__(self, spec: GuestSpec, machine: Machine, log_path: Path, append: bool = False,
+                 log_max_bytes: int = logs.DEFAULT_MAX_BYTES, log_keep: int = logs.DEFAULT_KEEP):
         self.spec = spec
         self.name = spec.name
         self.machine = machine
         self.log_path = log_path
-        self.serial = ConsoleStream(log_path, append)
-        self.hvc = ConsoleStream(log_path.with_suffix(".hvc0.log"), append)
+        self.serial = ConsoleStream(log_path, append, log_max_bytes, log_keep)
+        try:
+            self.hvc = ConsoleStream(log_path.with_suffix(".hvc0.log"), append, log_max_bytes, log_keep)
+        except BaseException:
+            self.serial.close()
+            raise
         self.keyboard = KeyFeed(machine)
         self.vga_console = False   # seen drawing on VGA while COM1 and hvc0 were silent
-        self.pending_input = bytearray()
+        self.pending_input = bytearray()       # COM1 input not yet in its FIFO, at most INPUT_LIMIT
+        self.input_has_room = asyncio.Event()  # set while pending_input has room
+        self.input_has_room.set()
         self.created_at = time.monotonic()
         self.last_sample: MachineSample | None = None
         self.vcpu_rates: list[VcpuRates] = [VcpuRates() for _ in machine.vcpus]
@@ -185,12 +196,14 @@ class Guest:
 
 class Host:
     def __init__(self, log_dir: str | Path | None = None, sample_interval: float = 0.5,
-                 spare_vm: bool = True):
+                 spare_vm: bool = True, log_max_bytes: int = logs.DEFAULT_MAX_BYTES,
+                 log_keep: int = logs.DEFAULT_KEEP):
         """spare_vm: keep a warmed VM ready for the next guest (a long-lived host); a
         one-shot run does without, so nothing competes with its guest's start."""
         VmPool.keep_spare = spare_vm
         self.log_dir = Path(log_dir) if log_dir else default_log_dir()
         self.sample_interval = sample_interval
+        self.log_max_bytes, self.log_keep = log_max_bytes, log_keep
         self.guests: dict[str, Guest] = {}
         self._subscribers: list[Callable[[HostEvent], None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -209,9 +222,22 @@ class Host:
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.prepare_log_dir()
         if self._sampler is None:
             self._sampler = self._loop.create_task(self._sample_forever(), name="hvtui-sampler")
+
+    def prepare_log_dir(self) -> None:
+        """Make the log directory, or one ConfigError line saying why it cannot be used."""
+        try:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise ConfigError(f"log directory {self.log_dir}: a file is in the way") from None
+        except OSError as e:
+            raise ConfigError(f"log directory {self.log_dir}: {e.strerror or e}") from None
+        if not self.log_dir.is_dir():
+            raise ConfigError(f"log directory {self.log_dir}: not a directory")
+        if not os.access(self.log_dir, os.W_OK | os.X_OK):
+            raise ConfigError(f"log directory {self.log_dir}: not writable")
 
     # ---- events ----
     def subscribe(self, callback: Callable[[HostEvent], None]) -> Callable[[], None]:
@@ -241,6 +267,7 @@ class Host:
             self._log_end(guest)
             guest.ended.set()
             guest.keyboard.close()   # keys it will never read
+            guest.input_has_room.set()     # nobody waits to send it input any more
         self._publish(HostEvent(event, name, state, info))
 
     def _log_end(self, guest: Guest) -> None:
@@ -273,13 +300,23 @@ class Host:
         config = MachineConfig(name=spec.name, image=path, memory_mib=spec.memory_mib,
                                vcpus=spec.vcpus, cmdline=cmdline, watchdog_s=spec.watchdog_s,
                                disk=spec.disk, disk_readonly=spec.disk_readonly, initrd=list(spec.initrd),
-                               exit_code_style=spec.exit_code_style)
+                               exit_code_style=spec.exit_code_style, overcommit=spec.overcommit)
         machine = await asyncio.to_thread(Machine, config, self._on_machine_event)
         return self._adopt(spec, machine, start)
 
     def _adopt(self, spec: GuestSpec, machine: Machine, start: bool, **info) -> Guest:
+        """Give a built machine its logs and readers; if that fails, the machine is destroyed
+        (nothing half-built is left behind) and the error is one line."""
         restored = info.get("restored_from")
-        guest = Guest(spec, machine, self.log_dir / f"{spec.name}.log", append=bool(restored))
+        try:
+            guest = Guest(spec, machine, self.log_dir / f"{spec.name}.log", append=bool(restored),
+                          log_max_bytes=self.log_max_bytes, log_keep=self.log_keep)
+        except BaseException as e:
+            machine.destroy()
+            if isinstance(e, OSError):
+                raise ConfigError(f"{spec.name}: cannot open its console log in {self.log_dir}: "
+                                  f"{e.strerror or e}") from None
+            raise
         if restored:
             guest.log.write(f"\n[hvtui] restored from {restored}\n".encode())
             guest.log.flush()
@@ -300,9 +337,16 @@ class Host:
         self._publish(HostEvent("snapshot", name, guest.state, info))
         return info
 
-    async def restore(self, path: str | os.PathLike, name: str | None = None, start: bool = True) -> Guest:
+    async def restore(self, path: str | os.PathLike, name: str | None = None, start: bool = True,
+                      **overrides) -> Guest:
         """A new guest continuing the snapshot at path. The file is verified (and this host's
-        CPU checked) before anything is created. Default name: the snapshot's, or a free variant."""
+        CPU checked) before anything is created. Default name: the snapshot's, or a free variant.
+        overrides replace fields of the saved configuration: disk and disk_readonly (the
+        snapshot's disk is opened read-write unless told otherwise: say so to the user
+        first, snapshot.verify(path)["disk"]), overcommit."""
+        unknown = set(overrides) - {"disk", "disk_readonly", "overcommit"}
+        if unknown:
+            raise TypeError(f"restore() does not override {', '.join(sorted(unknown))}")
         if self._loop is None:
             self.start()
         path = os.fspath(path)
@@ -313,7 +357,7 @@ class Host:
             with snapshot.open_snapshot(path) as snap:
                 base = snap.config["name"]
                 chosen = name or (base if base not in self.guests else self._unique_name(base))
-                return Machine.from_snapshot(snap, chosen, self._on_machine_event)
+                return Machine.from_snapshot(snap, chosen, self._on_machine_event, **overrides)
         machine = await asyncio.to_thread(build)
         if machine.name in self.guests:      # taken while we built it
             machine.destroy()
@@ -321,7 +365,7 @@ class Host:
         c = machine.config
         spec = GuestSpec(image=c.image, name=c.name, memory_mib=c.memory_mib, vcpus=c.vcpus,
                          cmdline=c.cmdline, watchdog_s=c.watchdog_s, disk=c.disk, disk_readonly=c.disk_readonly,
-                         initrd=list(c.initrd), exit_code_style=c.exit_code_style)
+                         initrd=list(c.initrd), exit_code_style=c.exit_code_style, overcommit=c.overcommit)
         return self._adopt(spec, machine, start, restored_from=path)
 
     async def clone(self, path: str | os.PathLike, names: list[str], start: bool = True) -> list[Guest]:
@@ -401,26 +445,51 @@ class Host:
                 subscribers.remove(callback)
         return unsubscribe
 
-    def send_input(self, name: str, data: bytes, console: str = SERIAL) -> None:
+    def send_input(self, name: str, data: bytes, console: str = SERIAL) -> int:
         """Queue bytes for the guest's COM1 (they enter its 64-byte FIFO as it drains), or
-        for its virtio-console (delivered as the guest posts receive buffers)."""
+        for its virtio-console (delivered as the guest posts receive buffers). Both queues
+        are bounded (INPUT_LIMIT, virtio-console's INPUT_LIMIT): returns how many bytes were
+        taken; the rest is the caller's to send again once there is room
+        (wait_input_room), or to drop."""
         guest = self.get(name)
         if not guest.state.live:
             raise StateError(f"{name} is {guest.state.value}; it takes no input")
         if console == HVC:
-            guest.machine.board.push_hvc_input(data)
-            return
-        guest.pending_input += data
+            return guest.machine.board.push_hvc_input(data)
+        taken = data[:max(0, INPUT_LIMIT - len(guest.pending_input))]
+        guest.pending_input += taken
+        if len(guest.pending_input) >= INPUT_LIMIT:
+            guest.input_has_room.clear()
         task = self._input_tasks.get(name)
-        if task is None or task.done():
+        if taken and (task is None or task.done()):
             self._input_tasks[name] = self._loop.create_task(self._feed_input(guest))
+        return len(taken)
+
+    def input_room(self, name: str) -> int:
+        """Bytes send_input would take now for the guest's COM1."""
+        return max(0, INPUT_LIMIT - len(self.get(name).pending_input))
+
+    def input_pending(self, name: str) -> int:
+        """COM1 input the guest has not read yet: queued here and waiting in its FIFO."""
+        guest = self.get(name)
+        fifo = guest.machine.vm.uart_stats().get("rx_pending", 0) if guest.machine.vm else 0
+        return len(guest.pending_input) + fifo
+
+    async def wait_input_room(self, name: str) -> None:
+        """Return once send_input has room for COM1 input again (or the guest ended)."""
+        guest = self.get(name)
+        while guest.state.live and not self.input_room(name):
+            await guest.input_has_room.wait()
 
     async def _feed_input(self, guest: Guest) -> None:
         while guest.pending_input and guest.state.live:
             n = guest.machine.push_input(bytes(guest.pending_input[:64]))
             del guest.pending_input[:n]
+            if len(guest.pending_input) <= INPUT_LIMIT // 2:
+                guest.input_has_room.set()
             if guest.pending_input:
                 await asyncio.sleep(INPUT_RETRY_S)
+        guest.input_has_room.set()
 
     # ---- the VGA screen and the PS/2 keyboard ----
     def send_keys(self, name: str, keys: list[int]) -> None:

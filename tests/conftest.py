@@ -35,3 +35,20 @@ async def host(tmp_path):
     from hvtui.host import Host
     async with Host(log_dir=tmp_path / "logs", sample_interval=0.2) as h:
         yield h
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A directory on a 1 MiB tmpfs of its own, for a disk that fills up (needs root and
+    mount; skips with the reason otherwise). Unmounted afterwards."""
+    import subprocess
+    where = tmp_path / "small-disk"
+    where.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(where)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs to fill up: {r.stderr.decode().strip() or r.returncode}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True)
+

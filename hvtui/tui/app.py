@@ -7,9 +7,14 @@ which run as workers and turn errors into notifications. Host events are relayed
 screens; a crash raises an error notification naming the guest and the reason.
 Snapshot, restore and clone also run as workers (the Host does the blocking part on
 threads) and end with a notification of their result or of the error's one line.
+
+Nothing a guest, a file or a key does ends the app: an HvError is a notification; any
+other exception in a worker, an action or a palette command is a notification and a
+record with its traceback in the monitor log (LOG_DIR/hvtui.log), and the app goes on.
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import os
@@ -21,7 +26,7 @@ from typing import Iterable
 from textual.app import App, SystemCommand
 from textual.screen import Screen
 
-from hvtui import images
+from hvtui import images, logs
 from hvtui.errors import ConfigError, HvError
 from hvtui.host import HVC, SERIAL, VGA, GuestSpec, Host, HostEvent
 from hvtui.tui import gdb as tui_gdb
@@ -44,8 +49,10 @@ class HvtuiApp(App):
         super().__init__(**kwargs)
         self.config = config or Config()
         self.specs = [dataclasses.replace(s) for s in (DEFAULT_FLEET if specs is None else specs)]
-        self.host = Host(log_dir=log_dir, sample_interval=sample_interval)
+        self.host = Host(log_dir=log_dir, sample_interval=sample_interval,
+                         log_max_bytes=self.config.log_max_bytes, log_keep=self.config.log_keep)
         self.fleet_started = False
+        self._monitor_log = None
         self.console_guest: str | None = None
         self._unsubscribe = None
 
@@ -61,9 +68,10 @@ class HvtuiApp(App):
         keymap.setdefault("console.prefix", self.config.prefix_key)
         self.set_keymap(keymap)
         self.host.start()
+        self._monitor_log = logs.open_monitor_log(self.host.log_dir)
         self._unsubscribe = self.host.subscribe(self.on_host_event)
         self.push_screen(DashboardScreen())
-        self.run_worker(self.start_fleet(), name="fleet", group="fleet")
+        self.run_worker(self.start_fleet(), name="fleet", group="fleet", exit_on_error=False)
 
     async def start_fleet(self) -> None:
         for spec in self.specs:
@@ -72,12 +80,48 @@ class HvtuiApp(App):
             except HvError as e:
                 self.notify(f"{spec.name or spec.image}: {e}", title="Could not start a guest",
                             severity="error", timeout=10)
+            except Exception as e:
+                self.report_failure(f"start {spec.name or spec.image}", e)
         self.fleet_started = True
 
     async def on_unmount(self) -> None:
         if self._unsubscribe:
             self._unsubscribe()
         await self.host.close()
+        logs.close_monitor_log(self._monitor_log)
+
+    # ---- failures that are not the user's: a notification and a log record, never an exit ----
+    def report_failure(self, what: str, error: BaseException) -> None:
+        logs.log.error("could not %s: %s: %s", what, type(error).__name__, error, exc_info=error)
+        where = f"; details in {self.host.log_dir / logs.MONITOR_LOG}" if self._monitor_log else ""
+        self.notify(f"{type(error).__name__}: {error}{where}", title=f"Could not {what}", severity="error",
+                    timeout=15)
+
+    async def run_action(self, action, default_namespace=None, namespaces=None) -> bool:
+        """Every key binding's action: an exception it raises is reported, not fatal."""
+        try:
+            return await super().run_action(action, default_namespace, namespaces)
+        except HvError as e:
+            self.notify(str(e), title="Could not do that", severity="error", timeout=8)
+        except Exception as e:
+            self.report_failure(f"do {action if isinstance(action, str) else 'that'}", e)
+        return True
+
+    def guarded(self, what: str, callback):
+        """callback, with any exception reported instead of ending the app (palette commands)."""
+        def run(*args):
+            try:
+                return callback(*args)
+            except HvError as e:
+                self.notify(str(e), title=f"Could not {what}", severity="error", timeout=8)
+            except Exception as e:
+                self.report_failure(what, e)
+        return run
+
+    def action_quit(self) -> None:
+        """Ctrl+Q (Textual's quit key) asks as q does while guests live; in a console it is
+        the guest's key (check_action)."""
+        self.ask_quit()
 
     # ---- host events ----
     def on_host_event(self, event: HostEvent) -> None:
@@ -135,8 +179,10 @@ class HvtuiApp(App):
                 await coro
             except (HvError, OSError) as e:
                 self.notify(str(e), title=f"Could not {what}", severity="error", timeout=8)
+            except Exception as e:    # MemoryError, a bug: reported; the app and the guests go on
+                self.report_failure(what, e)
             self.refresh_bindings()
-        self.run_worker(guarded(), group="lifecycle")
+        self.run_worker(guarded(), group="lifecycle", exit_on_error=False)
 
     def toggle_pause(self, name: str) -> None:
         guest = self.host.guests.get(name)
@@ -216,9 +262,20 @@ class HvtuiApp(App):
                 self.restore_snapshot(*answer)
         self.push_screen(RestoreScreen(self.config.snapshots), answered)
 
-    def restore_snapshot(self, path: str | os.PathLike, name: str | None = None) -> None:
-        """A new guest from the snapshot at path (verified first: a bad file creates nothing)."""
+    def restore_snapshot(self, path: str | os.PathLike, name: str | None = None, confirmed_disk: bool = False) -> None:
+        """A new guest from the snapshot at path (verified first: a bad file creates nothing).
+        A snapshot whose guest had a disk is restored only after the user confirms that
+        its disk file is opened read-write."""
         async def restore():
+            if not confirmed_disk:
+                from hvtui.vmm import snapshot
+                info = await asyncio.to_thread(snapshot.verify, os.fspath(path))
+                if info["disk"]:
+                    mode = "read-only" if info["disk_readonly"] else "read-write"
+                    self.push_screen(ConfirmScreen(f"{os.path.basename(os.fspath(path))} had the disk "
+                                                   f"{info['disk']}: restore opens it {mode}. Restore?"),
+                                     lambda yes: yes and self.restore_snapshot(path, name, confirmed_disk=True))
+                    return
             guest = await self.host.restore(path, name=name)
             self.select_guest(guest.name)
             self.notify(f"{guest.name} restored from {os.fspath(path)}", title="Restore", timeout=6)
@@ -240,6 +297,10 @@ class HvtuiApp(App):
             taken = [n for n in names if n in self.host.guests]
             if taken:
                 raise ConfigError(f"a guest named {taken[0]!r} already exists")
+            disk = self.host.get(name).machine.config.disk
+            if disk:
+                raise ConfigError(f"{name} has the disk {disk}: its clones would all write to it; snapshot it "
+                                  "and restore each copy with a disk of its own (hvtui restore --disk)")
             target = self.default_snapshot_path(name)
             self._ensure_snapshot_dir(target)
             info = await self.host.snapshot(name, target)
@@ -316,7 +377,7 @@ class HvtuiApp(App):
         console = [(key_label(self.config.detach_key), "detach")]
         console += [(f"{prefix} {prefix if k == 'prefix' else k}", what) for k, what in PREFIX_COMMANDS]
         console.append(("other keys", "go to the guest (Ctrl+letter, arrows, F1-F12; on VGA as PS/2 scancodes)"))
-        console.append(("ctrl+q", "quit hvtui at once, anywhere (live guests are killed)"))
+        console.append(("ctrl+q", "on the dashboard: quit (asks while guests live); in a console: the guest's"))
         self.push_screen(HelpScreen(dashboard, console))
 
     def keymap_key(self, binding_id: str | None, default: str) -> str:
@@ -325,6 +386,10 @@ class HvtuiApp(App):
     # ---- command palette ----
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
+        for command in self._system_commands():
+            yield command._replace(callback=self.guarded(command.title.lower(), command.callback))
+
+    def _system_commands(self) -> Iterable[SystemCommand]:
         yield SystemCommand("New guest", "Create a guest (image, memory, vCPUs, name)", self.ask_new_guest)
         yield SystemCommand("Help", "Every key of the dashboard and the console", self.show_help)
         yield SystemCommand("Restore a snapshot", f"Pick a snapshot file ({self.config.snapshots} or any "
@@ -355,8 +420,9 @@ class HvtuiApp(App):
                                     discover=False)
 
     def check_action(self, action: str, parameters) -> bool | None:
-        # on a console, Ctrl+P belongs to the guest
-        if action == "command_palette" and isinstance(self.screen, ConsoleScreen):
+        # on a console, every key but its detach and prefix keys belongs to the guest:
+        # Ctrl+P (the palette), Ctrl+Q (quit) and the like reach it as bytes
+        if action in ("command_palette", "quit", "help_quit") and isinstance(self.screen, ConsoleScreen):
             return False
         return True
 
@@ -370,5 +436,6 @@ def run_tui(args) -> int:
         images.resolve(spec.image)
     Kvm.get()
     app = HvtuiApp(specs=specs, config=config)
+    app.host.prepare_log_dir()
     app.run()
     return app.return_code or 0

@@ -66,7 +66,7 @@ async def test_console_prefix_keys(tui):
     async with tui([spec("shell", "sh"), spec("counter", "c1")]) as (app, pilot):
         sent = []
         real = app.host.send_input
-        app.host.send_input = lambda name, data, *rest: (sent.append((name, data)), real(name, data, *rest))
+        app.host.send_input = lambda name, data, *rest: (sent.append((name, data)), real(name, data, *rest))[1]
         await select(pilot, app, "sh")
         await press(pilot, "c")
         await wait_until(pilot, lambda: isinstance(app.screen, ConsoleScreen), what="the console")
@@ -244,7 +244,7 @@ async def test_config_keymap_and_prefix(tui):
         await wait_until(pilot, lambda: isinstance(app.screen, ConsoleScreen), what="the console")
         sent = []
         real = app.host.send_input
-        app.host.send_input = lambda name, data, *rest: (sent.append(data), real(name, data, *rest))
+        app.host.send_input = lambda name, data, *rest: (sent.append(data), real(name, data, *rest))[1]
         await press(pilot, "ctrl+a", "ctrl+b", "ctrl+b")   # ctrl+a is the guest's now
         assert sent == [b"\x01", b"\x02"]
         await press(pilot, "ctrl+b", "d")

@@ -40,6 +40,7 @@ class Tmux:
 
 
 def test_hvtui_in_tmux(tmp_path):
+    # (COLUMNS and LINES from the test's environment would make Textual believe 80x24)
     fleet = tmp_path / "fleet.toml"
     fleet.write_text('[[guest]]\nimage = "counter"\nname = "c1"\nmemory = 16\n'
                      '[[guest]]\nimage = "shell"\nname = "sh"\nmemory = 16\n')
@@ -50,7 +51,7 @@ def test_hvtui_in_tmux(tmp_path):
     tmux = Tmux(f"hvtui-test-{os.getpid()}")
     try:
         tmux("-f", "/dev/null", "new-session", "-d", "-s", "hv", "-x", "120", "-y", "40",
-             "sh", "-c", f"env TERM=xterm-256color {command}; echo hvtui exited with $?; sleep 60")
+             "sh", "-c", f"env -u COLUMNS -u LINES TERM=xterm-256color {command}; echo hvtui exited with $?; sleep 60")
         screen = tmux.wait_for(lambda s: "c1" in s and "sh" in s and s.count("running") >= 2,
                                "the dashboard with two running guests")
         assert "host CPU" in screen and "Exits/s" in screen
@@ -75,11 +76,16 @@ def test_hvtui_in_tmux(tmp_path):
 
 
 def test_bench_tui_runs(capsys):
-    """`hvtui bench tui` end to end on a tiny load; its figures are reported, not asserted."""
+    """`hvtui bench tui` end to end on a tiny load: every key it typed reached the guest
+    and came back on screen, the guests ran throughout, and its figures are consistent.
+    How fast is reported, not asserted."""
     import json
 
     from hvtui.cli import main
     assert main(["bench", "tui", "--guests", "2", "--seconds", "1", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["guests"] == 2 and result["keys"] > 0
-    assert {"main_thread_cpu_share", "latency_ms_median", "latency_ms_p99", "kvm"} <= set(result)
+    assert result["guests"] == result["guests_running_at_end"] == 2
+    assert result["keys"] >= 3 and result["keys_missed"] == 0, result
+    assert 0 < result["latency_ms_median"] <= result["latency_ms_p99"] <= result["latency_ms_max"]
+    assert 0 < result["main_thread_cpu_share"] and result["seconds"] >= 1
+    assert result["kvm"] in ("kvm", "kvm_pvm")

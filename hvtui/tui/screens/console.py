@@ -90,12 +90,27 @@ class ConsoleScreen(Screen):
         self.vga.display = False
         self._vga_timer = self.set_interval(VGA_POLL_S, self.poll_vga, pause=True)
         self.attach(self.guest_name, self._preferred(self.guest_name))
+        self.fit_terminal()
 
     def _preferred(self, name: str) -> str:
         try:
             return self.app.host.preferred_console(name)
         except HvError:
             return SERIAL
+
+    def on_resize(self) -> None:
+        self.fit_terminal()
+
+    def fit_terminal(self) -> None:
+        """Give the guest's screen the room there is: without its frame when the frame would
+        not fit (80x24), and a window that follows the cursor when it is still too big."""
+        width, height = self.size
+        rows = height - 2                      # the title line and the footer
+        tight = width < self.term.columns + 2 or rows < self.term.lines + 2
+        self.set_class(tight, "-tight")
+        frame = 0 if tight else 2
+        self.term.styles.max_height = max(1, rows - frame)
+        self.term.styles.max_width = max(1, width - frame)
 
     def on_unmount(self) -> None:
         self._detach_stream()
@@ -212,11 +227,20 @@ class ConsoleScreen(Screen):
         try:
             if self.console == VGA:
                 self.app.host.send_keys(self.guest_name, data)
+                taken = len(data)      # refused whole (HvError) or taken whole
             else:
-                self.app.host.send_input(self.guest_name, data, self.console)
+                taken = self.app.host.send_input(self.guest_name, data, self.console)
         except HvError as e:
             self.app.bell()
             self.notify(str(e), severity="warning", timeout=2)
+            return
+        except Exception as e:      # reported; the console and the app go on
+            self.app.report_failure("send input", e)
+            return
+        if taken < len(data):       # its input queue is full: the guest is not reading
+            self.app.bell()
+            self.notify(f"{self.guest_name} is not reading its input: {len(data) - taken} byte(s) dropped",
+                        severity="warning", timeout=3)
 
     def prefix_command(self, key: str, character: str | None) -> None:
         c = character or ""

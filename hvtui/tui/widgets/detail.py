@@ -50,7 +50,7 @@ def guest_registers(guest, cache: dict) -> list[dict | str]:
     return out
 
 
-def registers_table(regs: list[dict | str]) -> Table:
+def registers_table(regs: list[dict | str], per_line: int = 3) -> Table:
     t = Table.grid(padding=(0, 1))
     t.add_column(style="bold", min_width=6)
     t.add_column()
@@ -60,7 +60,7 @@ def registers_table(regs: list[dict | str]) -> Table:
             continue
         parts = Text()
         for j, (label, key) in enumerate(REGISTERS):
-            if j and j % 3 == 0:
+            if j and j % per_line == 0:
                 parts.append("\n")
             parts.append(f"{label:>6} ", style="cyan")
             value = r.get(key)
@@ -153,8 +153,10 @@ class DetailPanel(Vertical):
             m = guest.machine
             title.append(f"  ({m.stop_reason}" + (f", exit {m.exit_code}" if m.exit_code is not None else "") + ")")
         self.query_one("#detail-title", Static).update(title)
+        per_line = 1 if self.screen.has_class("-narrow") else 3      # an 80-column terminal
         self.query_one("#detail-registers", Static).update(
-            Group(Text("Registers", style="bold underline"), registers_table(guest_registers(guest, self._reg_cache))))
+            Group(Text("Registers", style="bold underline"),
+                  registers_table(guest_registers(guest, self._reg_cache), per_line)))
         self.query_one("#detail-exits", Static).update(
             Group(Text("Exit reasons", style="bold underline"), exits_bars(guest)))
         self.query_one("#detail-ports", Static).update(
