@@ -91,6 +91,7 @@ struct hv_uart_stats {
     uint64_t rx_bytes;
     uint64_t rx_overruns;       /* bytes the guest lost because its RX FIFO was full */
     uint64_t console_dropped;   /* oldest console bytes dropped because the ring was full */
+    uint64_t rx_pending;        /* bytes in the RX FIFO the guest has not read yet */
 };
 
 struct hv_kbd_stats {
@@ -155,7 +156,7 @@ void hv_i8042_get_stats(struct hv_vm *vm, struct hv_kbd_stats *out);
 
 /* Snapshots (snapshot.c): the non-zero pages of a RAM slot out to fd at file_off + their
    offset, holes elsewhere; runs[] gets (first page, count) pairs. Returns the number of
-   runs, -ENOSPC when more than max_runs. hint: runs of pages that may hold data unseen
+   runs, -E2BIG when more than max_runs (-ENOSPC is a full disk). hint: runs of pages that may hold data unseen
    by /proc/self/pagemap (a restored guest's file-backed RAM), or NULL. */
 int hv_vm_save_ram(struct hv_vm *vm, uint32_t slot, int fd, uint64_t file_off,
                    const uint64_t *hint, uint64_t hint_runs,

@@ -8,6 +8,9 @@
  * (the pages of the file a restored guest's RAM is mapped from, which read through
  * without being faulted in). So the cost follows touched memory, not guest size. The
  * pages written are reported as runs (first page, page count), sorted.
+ *
+ * Two failures must not be confused: -E2BIG means the caller's runs[] is too small (ask
+ * again with more room); any other -errno is the file's (-ENOSPC: the disk is full).
  */
 #include "internal.h"
 #include <errno.h>
@@ -37,8 +40,10 @@ static int write_all(int fd, const uint8_t *buf, uint64_t len, uint64_t off)
         if (w < 0) {
             if (errno == EINTR)
                 continue;
-            return hv_fail("write snapshot RAM");
+            return hv_fail("write snapshot RAM");   /* ENOSPC here is a full disk */
         }
+        if (w == 0)
+            return hv_fail_errno("write snapshot RAM", EIO);
         buf += w;
         len -= (uint64_t)w;
         off += (uint64_t)w;
@@ -60,7 +65,7 @@ static int flush_run(struct saver *s)
     if (!s->run_len)
         return 0;
     if (s->nruns >= s->max_runs)
-        return hv_fail_errno("save guest RAM (more runs than room)", ENOSPC);
+        return hv_fail_errno("save guest RAM (more runs than room)", E2BIG);   /* not ENOSPC: that is the disk's */
     int r = write_all(s->fd, s->host + s->run_first * PAGE, s->run_len * PAGE, s->file_off + s->run_first * PAGE);
     if (r < 0)
         return r;

@@ -278,6 +278,7 @@ void hv_uart_get_stats(struct hv_vm *vm, struct hv_uart_stats *out)
     out->rx_bytes = vm->uart.rx_bytes;
     out->rx_overruns = vm->uart.rx_overruns;
     out->console_dropped = vm->console.dropped;
+    out->rx_pending = vm->uart.rx_count;
     pthread_mutex_unlock(&vm->uart_lock);
 }
 

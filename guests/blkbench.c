@@ -8,6 +8,10 @@
  *   req_kib = bytes per virtio-blk request, depth = requests in flight.
  * mode=badring kind=loop|oob|idx|long|feat: hands virtio-blk a malformed ring (or an
  *   unoffered feature) and checks that the device fails (NEEDS_RESET / FEATURES_OK refused).
+ *   With kind=feat times=N it negotiates badly N times in a row (0: forever, printing a
+ *   line every 1000), as a driver looping on a failed negotiation would.
+ * mode=rowrite: writes a sector through virtio-blk and through the ATA disk even though
+ *   the disk says it is read-only, and prints whether each device refused it.
  *
  * Timed phases are bracketed by 4-byte writes to port 0x524 (phase id, then 0):
  * 1 pv-write, 2 pv-read, 3 emu-write, 4 emu-read; the write phases include the flush.
@@ -400,7 +404,24 @@ static int report_failed(u32 s)
     return 1;
 }
 
-static int badring_feat(void)
+static int badring_feat_once(int quiet);
+
+static int badring_feat(u64 times)
+{
+    u64 n;
+    int r = 0;
+
+    for (n = 0; !times || n < times; n++) {
+        r = badring_feat_once(n > 0);
+        if (r)
+            return r;
+        if ((n + 1) % 1000 == 0)
+            hv_printf("blkbench: %llu bad negotiations refused\n", n + 1);
+    }
+    return r;
+}
+
+static int badring_feat_once(int quiet)
 {
     int slot = vio_find(VIO_ID_BLOCK, 0), bit;
     u64 offered;
@@ -422,22 +443,53 @@ static int badring_feat(void)
         hv_printf("blkbench: the device offers all 64 feature bits\n");
         return 1;
     }
-    hv_printf("blkbench: offered features 0x%llx, asking for bit %d too\n", offered, bit);
+    if (!quiet)
+        hv_printf("blkbench: offered features 0x%llx, asking for bit %d too\n", offered, bit);
     vio_write_features(&blk, (offered & (VIO_F_VERSION_1 | VIRTIO_BLK_F_FLUSH)) | (1ull << bit));
     vio_set_status(&blk, VIO_S_ACKNOWLEDGE | VIO_S_DRIVER | VIO_S_FEATURES_OK);
     s = vio_status(&blk);
-    hv_printf("device status 0x%02x\n", s);
-    if (s & VIO_S_NEEDS_RESET)
+    if (!quiet)
+        hv_printf("device status 0x%02x\n", s);
+    if (s & VIO_S_NEEDS_RESET && !quiet)
         hv_printf("device needs reset\n");
     if (!(s & VIO_S_FEATURES_OK)) {
-        hv_printf("features refused\n");
+        if (!quiet)
+            hv_printf("features refused\n");
         return 0;
     }
     hv_printf("device did not fail\n");
     return 1;
 }
 
-static int badring(const char *kind)
+static int rowrite(void)
+{
+    u32 sectors = 0;
+    u8 *buf;
+    int r, pv_refused, ata_refused;
+
+    r = blk_setup(VIRTIO_BLK_F_FLUSH | VIRTIO_BLK_F_RO);
+    if (r < 0) {
+        hv_printf("blkbench: virtio-blk setup failed: %s\n", vio_strerror(r));
+        return 3;
+    }
+    buf = vio_alloc(&arena, 4096, 4096);
+    if (!buf)
+        return 3;
+    memset(buf, 0x5a, 4096);
+    hv_printf("rowrite: virtio-blk offers read-only: %s\n", blk.features & VIRTIO_BLK_F_RO ? "yes" : "no");
+    pv_refused = pv_io(VIRTIO_BLK_T_OUT, 0, buf, 4096) != 0;
+    hv_printf("rowrite: virtio-blk write %s\n", pv_refused ? "refused" : "accepted");
+    r = ata_identify(ata_id, &sectors);
+    if (r < 0)
+        return emu_fail("identify", r);
+    r = ata_write(8, 1, buf, ata_width);
+    ata_refused = r != 0;
+    hv_printf("rowrite: ata write %s (status 0x%02x, error 0x%02x)\n", ata_refused ? "refused" : "accepted",
+              ata_last_status, ata_last_error);
+    return pv_refused && ata_refused ? 0 : 1;
+}
+
+static int badring(const char *kind, u64 times)
 {
     static struct blk_hdr hdr;
     static volatile u8 status;
@@ -446,7 +498,7 @@ static int badring(const char *kind)
     int r;
 
     if (!hv_strcmp(kind, "feat"))
-        return badring_feat();
+        return badring_feat(times);
     if (hv_strcmp(kind, "loop") && hv_strcmp(kind, "oob") && hv_strcmp(kind, "idx") &&
         hv_strcmp(kind, "long")) {
         hv_printf("blkbench: unknown kind '%s' (kinds: loop, oob, idx, long, feat)\n", kind);
@@ -531,8 +583,15 @@ int main(const struct hv_boot_info *bi)
     if (!hv_strcmp(mode, "badring")) {
         if (!hv_get_kv(cl, "kind", kind, sizeof kind))
             kind[0] = 0;
-        return badring(kind);
+        pv_mib = hv_get_num(cl, "times", 1, &o);
+        if (!o) {
+            hv_printf("blkbench: bad times= in '%s'\n", cl);
+            return 2;
+        }
+        return badring(kind, pv_mib);
     }
-    hv_printf("blkbench: unknown mode '%s' (modes: bench, badring)\n", mode);
+    if (!hv_strcmp(mode, "rowrite"))
+        return rowrite();
+    hv_printf("blkbench: unknown mode '%s' (modes: bench, badring, rowrite)\n", mode);
     return 2;
 }

@@ -64,6 +64,7 @@ class GuestSpec:
     watchdog_s: float = 0.0               # 0: never crash a vCPU silent with interrupts off
     disk: str | None = None               # host file behind virtio-blk and the ATA disk
     disk_readonly: bool = False
+    overcommit: bool = False              # start it even if the host cannot promise its RAM
 
 
 class State(str, enum.Enum):
@@ -182,6 +183,7 @@ class GuestView:
     boot_protocol: str = ""
     consoles: tuple[str, ...] = CONSOLES
     preferred_console: str = SERIAL   # where it talks: VGA for a guest that only drew on its screen
+    input_pending: int = 0            # COM1 input it has not read yet (queued, and in its FIFO)
     console_bytes: dict[str, int] = field(default_factory=dict)
     log: str = ""                     # this run's serial console log file
     uptime_s: float = 0.0
@@ -298,6 +300,7 @@ class Monitor:
     that raises HvError (StateError, ConfigError, ...) with one line saying why."""
 
     embedded: bool = True                # False: a daemon that outlives this client
+    log_file: str = ""                   # the monitor's own log (errors with tracebacks)
 
     # -- what there is
     def guests(self) -> list[GuestView]:
@@ -344,11 +347,16 @@ class Monitor:
     async def snapshot(self, name: str, path: str) -> dict:
         raise NotImplementedError
 
-    async def restore(self, path: str, name: str | None = None, start: bool = True) -> GuestView:
+    async def restore(self, path: str, name: str | None = None, start: bool = True, disk: str | None = None,
+                      disk_readonly: bool = False, overcommit: bool = False) -> GuestView:
+        """A new guest continuing the snapshot at path. disk: the disk file to give it instead
+        of the one the snapshot names (reopened as it was: read-write unless read-only);
+        overcommit: even if the host cannot promise its RAM."""
         raise NotImplementedError
 
     async def clone(self, name: str, new_names: list[str], path: str | None = None) -> list[GuestView]:
-        """A live snapshot of name (to path, or a file beside the logs), restored once per new name."""
+        """A live snapshot of name (to path, or a file in the snapshot folder), restored once
+        per new name. A clone keeps its disk, read-only: one guest writes a disk file."""
         raise NotImplementedError
 
     # -- consoles
@@ -556,7 +564,7 @@ def absolute_spec(spec: GuestSpec) -> GuestSpec:
 
 # ---- opening a monitor ----
 def embedded(log_dir=None, sample_interval: float = 0.5, vcpu_nice: int = 0, console_nice: int = 0,
-             spare_vm: bool = True) -> Monitor:
+             spare_vm: bool = True, log_max_bytes: int | None = None, log_keep: int | None = None) -> Monitor:
     """A monitor of this process's own (a Host), for `hvtui --embedded`, `hvtui run`, tests
     and screenshots: its guests end when it is closed. KvmUnavailable when /dev/kvm is not
     usable. spare_vm False: no warmed VM kept for a next guest (a one-shot run)."""
@@ -564,8 +572,11 @@ def embedded(log_dir=None, sample_interval: float = 0.5, vcpu_nice: int = 0, con
     from hvtui.monitor import HostMonitor
     from hvtui.vmm.kvm import Kvm
     Kvm.get()
-    return HostMonitor(Host(log_dir=log_dir, sample_interval=sample_interval,
-                            vcpu_nice=vcpu_nice, console_nice=console_nice, spare_vm=spare_vm))
+    from hvtui import logs
+    return HostMonitor(Host(log_dir=log_dir, sample_interval=sample_interval, vcpu_nice=vcpu_nice,
+                            console_nice=console_nice, spare_vm=spare_vm,
+                            log_max_bytes=logs.DEFAULT_MAX_BYTES if log_max_bytes is None else log_max_bytes,
+                            log_keep=logs.DEFAULT_KEEP if log_keep is None else log_keep))
 
 
 def parse_address(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
@@ -582,8 +593,12 @@ def parse_address(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]
 
 def is_snapshot(path: str) -> bool:
     """Whether path is an hvtui snapshot file (by its magic), rather than a kernel."""
+    import stat
+
     from hvtui.vmm.snapshot import MAGIC
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):    # a FIFO would block the open
+            return False
         with open(path, "rb") as f:
             return f.read(len(MAGIC)) == MAGIC
     except OSError:
@@ -597,31 +612,30 @@ def snapshot_info(path: str) -> dict:
     return snapshot.verify(path, Kvm.get())
 
 
-def log_to_file(path=None):
-    """Send the monitor's "hvtui" log (errors with tracebacks) to its file
-    ($XDG_STATE_HOME/hvtui/hvtui.log unless path): once per process and path."""
-    import logging
+def log_to_file(log_dir=None):
+    """Send the monitor's "hvtui" log (errors with tracebacks) to LOG_DIR/hvtui.log
+    ($XDG_STATE_HOME/hvtui/logs unless log_dir): once per process and folder. The handler,
+    or None when the file cannot be opened."""
     import logging.handlers
     from pathlib import Path
 
-    from hvtui import paths
-    log = logging.getLogger("hvtui")
-    path = Path(path or paths.monitor_log()).absolute()
-    for h in log.handlers:
-        if isinstance(h, logging.handlers.RotatingFileHandler) and Path(h.baseFilename) == path:
+    from hvtui import logs, paths
+    folder = Path(log_dir or paths.log_dir()).absolute()
+    for h in logs.log.handlers:
+        if isinstance(h, logging.handlers.RotatingFileHandler) and Path(h.baseFilename).parent == folder:
             return h
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(path, maxBytes=1 << 20, backupCount=2)
+        folder.mkdir(parents=True, exist_ok=True)
     except OSError:
         return None
-    handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(message)s"))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    return handler
+    return logs.open_monitor_log(folder)
 
 
-def serve(detach: bool = False, quiet: bool = False, vcpu_nice: int = 19, console_nice: int = 10) -> int:
+def serve(detach: bool = False, quiet: bool = False, vcpu_nice: int = 19, console_nice: int = 10,
+          log_max_bytes: int | None = None, log_keep: int | None = None) -> int:
     """Be the user's monitor (`hvtui serve`) until kill-server or a signal; exit status."""
+    from hvtui import logs
     from hvtui.server import main
-    return main(detach=detach, quiet=quiet, vcpu_nice=vcpu_nice, console_nice=console_nice)
+    return main(detach=detach, quiet=quiet, vcpu_nice=vcpu_nice, console_nice=console_nice,
+                log_max_bytes=logs.DEFAULT_MAX_BYTES if log_max_bytes is None else log_max_bytes,
+                log_keep=logs.DEFAULT_KEEP if log_keep is None else log_keep)

@@ -12,12 +12,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 import os
 import sys
 import termios
 import tty
 
-from hvtui import api, images
+from hvtui import __version__, api, images
 from hvtui.api import SERIAL, VGA, Boot, GuestSpec
 from hvtui.errors import ConfigError, HvError
 
@@ -37,9 +38,60 @@ def _say(msg: str) -> None:
 
 def _positive_int(text: str) -> int:
     try:
-        return int(text, 0)
+        value = int(text, 0)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    return value
+
+
+def _seconds(positive: bool):
+    """A finite number of seconds: positive (a deadline), or at least 0 (0: off)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+        if not math.isfinite(value) or value < 0 or (positive and value == 0):
+            raise argparse.ArgumentTypeError(f"must be a finite number of seconds {'above' if positive else 'from'} "
+                                             f"0: {text!r}")
+        return value
+    return parse
+
+
+def _mib(text: str) -> int:
+    value = _positive_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be at least 1 MiB")
+    return value << 20
+
+
+def _log_limits(parser) -> None:
+    parser.add_argument("--log-max", type=_mib, default=None, metavar="MiB",
+                        help="cap of each console log; past it the log rotates to NAME.RUN.log.1 (64)")
+    parser.add_argument("--log-keep", type=_positive_int, default=None, metavar="N",
+                        help="rotated console logs kept per console (2)")
+
+
+def _log_options(parser) -> None:
+    parser.add_argument("--log-dir", default=None, help="where console logs go")
+    _log_limits(parser)
+
+
+def _stdin_options(parser) -> None:
+    parser.add_argument("--stdin-eof", choices=("stop", "keep"), default="stop",
+                        help="when piped input ends: stop the guest once it has read its input and "
+                             "--eof-grace passed (stop, the default), or let it run on (keep)")
+    parser.add_argument("--eof-grace", type=_seconds(False), default=2.0, metavar="S",
+                        help="seconds a guest has after its piped input ends to finish on its own (2)")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error on one line (exit 2), as every other error is."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def _gdb_address(text: str) -> str:
@@ -51,7 +103,8 @@ def _gdb_address(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hvtui", description="A Type-2 hypervisor you drive from a terminal.")
+    p = _Parser(prog="hvtui", description="A Type-2 hypervisor you drive from a terminal.")
+    p.add_argument("--version", action="version", version=f"hvtui {__version__}")
     p.add_argument("--fleet", metavar="FILE.toml", default=None,
                    help="with no subcommand: the TUI starts the guests of this file ([[guest]] tables)")
     p.add_argument("--embedded", action="store_true",
@@ -64,10 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
                           "a PVH note (vmlinux), a Multiboot 1 or 2 kernel, an hvtui ELF64), or a snapshot "
                           "file to continue")
     add_guest_options(run)
-    run.add_argument("--timeout", type=float, default=None, metavar="S", help="stop the guest after S seconds (exit 124)")
-    run.add_argument("--log-dir", default=None, help="where console logs go")
+    run.add_argument("--timeout", type=_seconds(True), default=None, metavar="S",
+                     help="stop the guest after S seconds (exit 124)")
+    _log_options(run)
+    _stdin_options(run)
     run.add_argument("-v", "--verbose", action="store_true", help="monitor messages on stderr")
-    run.add_argument("--snapshot-after", type=float, default=None, metavar="S",
+    run.add_argument("--snapshot-after", type=_seconds(False), default=None, metavar="S",
                      help="take a live snapshot S seconds in (the guest goes on); needs --snapshot-to")
     run.add_argument("--snapshot-to", default=None, metavar="FILE", help="where --snapshot-after saves")
     run.add_argument("--gdb", type=_gdb_address, default=None, metavar="[HOST:]PORT",
@@ -84,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="niceness of guests' vCPU threads (19; 0: leave them)")
     serve.add_argument("--console-nice", type=_positive_int, default=10, metavar="N",
                        help="niceness of a guest while a console is attached to it (10)")
+    _log_limits(serve)
     sub.add_parser("kill-server", help="stop the monitor and every guest in it")
 
     from hvtui import commands
@@ -140,17 +196,20 @@ def add_guest_options(p: argparse.ArgumentParser) -> None:
                    help="qemu: a write of v to the debug-exit port 0xf4 means status (v << 1) | 1, as "
                         "QEMU's isa-debug-exit does")
     p.add_argument("--name", default="", help="guest name (default: IMAGE-N; a snapshot's own name)")
-    p.add_argument("--watchdog", type=float, default=0.0, metavar="S",
+    p.add_argument("--watchdog", type=_seconds(False), default=0.0, metavar="S",
                    help="crash a vCPU stuck S seconds with interrupts off and no exits (default 0: never)")
     p.add_argument("--disk", default=None, metavar="FILE",
-                   help="a host file as the guest's disk: virtio-blk, and the emulated ATA disk")
+                   help="a host file as the guest's disk: virtio-blk, and the emulated ATA disk (a snapshot's "
+                        "disk is reopened only when given here)")
     p.add_argument("--disk-readonly", action="store_true", help="the disk refuses writes")
+    p.add_argument("--overcommit", action="store_true",
+                   help="start the guest even if the host (or its memory cgroup) cannot promise all its RAM")
 
 
 def spec_from_args(args) -> GuestSpec:
     return api.absolute_spec(GuestSpec(
         image=args.image, name=args.name, memory_mib=args.memory, vcpus=args.vcpus, watchdog_s=args.watchdog,
-        disk=args.disk, disk_readonly=args.disk_readonly,
+        disk=args.disk, disk_readonly=args.disk_readonly, overcommit=args.overcommit,
         boot=Boot(cmdline=args.cmdline, initrd=tuple(split_initrd(args.initrd)), exit_code=args.exit_code_style)))
 
 
@@ -192,15 +251,29 @@ class _RawStdin:
         self.__exit__(*exc)
 
 
+def _restore_overrides(args) -> dict:
+    """run SNAPSHOT: the snapshot's disk is reopened read-write only when the user names it."""
+    saved_disk = api.snapshot_info(args.image)["disk"]
+    overrides = {"overcommit": args.overcommit}
+    if args.disk:
+        overrides.update(disk=os.path.abspath(args.disk), disk_readonly=args.disk_readonly)
+    elif saved_disk:
+        raise HvError(f"{args.image}: the snapshot's guest had the disk {saved_disk}, which restore would open "
+                      f"read-write: pass --disk {saved_disk} to reopen it (or --disk FILE for another)")
+    return overrides
+
+
 async def _run(args) -> int:
     """`hvtui run`: one guest in a monitor of this process, its serial console here."""
     out = sys.stdout.buffer
+    from hvtui.stdin_pump import StdinPump
     vga = args.console == "vga"
-    monitor = api.embedded(log_dir=args.log_dir, spare_vm=False)
+    monitor = api.embedded(log_dir=args.log_dir, spare_vm=False, log_max_bytes=args.log_max, log_keep=args.log_keep)
     await monitor.open()
     try:
         if api.is_snapshot(args.image):
-            guest = await monitor.restore(args.image, name=args.name or None, start=False)
+            overrides = await asyncio.to_thread(_restore_overrides, args)
+            guest = await monitor.restore(args.image, name=args.name or None, start=False, **overrides)
         else:
             guest = await monitor.create(spec_from_args(args), start=False)
         name = guest.name
@@ -220,31 +293,34 @@ async def _run(args) -> int:
             _say(f"{name}: {guest.boot_protocol}, {guest.spec.memory_mib} MiB, {guest.spec.vcpus} vCPU(s), "
                  f"log {guest.log}")
 
-        loop = asyncio.get_running_loop()
-        detached = asyncio.Event()
         stdin_fd = sys.stdin.fileno() if sys.stdin and not sys.stdin.closed else None
         interactive = stdin_fd is not None and os.isatty(stdin_fd)
         view = None
         if vga:
             from hvtui.vgaterm import VgaTerminal
             view = VgaTerminal(monitor, name, out, os.isatty(out.fileno()))
-        feeder = StdinFeeder(monitor, name, stdin_fd, detached if interactive else None,
-                             sink=view.send if view is not None else None)
+        pump = None if stdin_fd is None else StdinPump(
+            monitor, name, stdin_fd, interactive, DETACH_KEY if interactive else None, args.stdin_eof,
+            args.eof_grace, deliver=view.send if view is not None else None)
 
         gdb_left = asyncio.Event()
         if args.gdb is not None:
             await _serve_gdb(monitor, name, args, gdb_left)
 
         async with _screen_session(view, args, monitor, name), _RawStdin() if interactive else contextlib.nullcontext():
-            feeder.start()
             await monitor.start(name)
+            if pump is not None:
+                pump.start()
             ended_task = asyncio.create_task(ended.wait())
-            waiters = {ended_task, asyncio.create_task(detached.wait())}
+            waiters = {ended_task}
+            if pump is not None:
+                waiters |= {asyncio.create_task(pump.detached.wait()), asyncio.create_task(pump.input_done.wait())}
             snap_failed: list[str] = []
             if args.snapshot_after is not None:
                 waiters.add(asyncio.create_task(_live_snapshot(monitor, name, args, snap_failed)))
             done, _ = await asyncio.wait(waiters, timeout=args.timeout, return_when=asyncio.FIRST_COMPLETED)
-            feeder.stop()
+            if pump is not None:
+                pump.close()
             for t in waiters:
                 if t is not ended_task:
                     t.cancel()
@@ -252,11 +328,14 @@ async def _run(args) -> int:
                 with contextlib.suppress(HvError):
                     await monitor.stop(name)
                 await ended.wait()
-                if detached.is_set():
+                if pump is not None and pump.detached.is_set():
                     _say(f"{name}: detached (Ctrl-]); guest stopped")
                     return EXIT_INTERRUPT
                 if snap_failed:
                     return EXIT_ERROR
+                if pump is not None and pump.input_done.is_set():
+                    _say(f"{name}: end of input; guest stopped (--stdin-eof keep lets it run on)")
+                    return 0
                 _say(f"{name}: timed out after {args.timeout:g}s; guest stopped")
                 return EXIT_TIMEOUT
         if snap_failed:
@@ -283,97 +362,6 @@ async def _run(args) -> int:
         return end.exit_status
     finally:
         await monitor.close()
-
-
-class StdinFeeder:
-    """stdin to a guest's console, with backpressure: while the monitor's input queue for
-    the guest is full, stdin is not read (nothing is dropped). detach: set on Ctrl-]."""
-
-    def __init__(self, monitor: api.Monitor, name: str, fd: int | None, detach: asyncio.Event | None,
-                 console: str = SERIAL, sink=None):
-        """sink: a coroutine function taking the bytes read, returning once they are in (the
-        VGA console's keys); default: the console's input queue, by send_input."""
-        self.monitor, self.name, self.fd, self.detach, self.console = monitor, name, fd, detach, console
-        self.sink = sink
-        self.loop = asyncio.get_running_loop()
-        self.reading = False
-        self.task: asyncio.Task | None = None
-        self.eof = asyncio.Event()
-
-    def start(self) -> None:
-        if self.fd is None:
-            self.eof.set()
-            return
-        try:
-            self.loop.add_reader(self.fd, self._readable)
-            self.reading = True
-        except (OSError, ValueError, PermissionError):
-            self.eof.set()          # a file (not a pipe or a terminal): read it in one go below
-            self.task = self.loop.create_task(self._read_file())
-
-    def stop(self) -> None:
-        self._pause()
-        if self.task:
-            self.task.cancel()
-
-    async def finish(self, timeout: float = 2.0) -> None:
-        """Stop reading; let what was read reach the guest (at most timeout seconds)."""
-        self._pause()
-        if self.task and not self.task.done():
-            try:
-                await asyncio.wait_for(asyncio.shield(self.task), timeout)
-            except (asyncio.TimeoutError, HvError):
-                self.task.cancel()
-
-    def _pause(self) -> None:
-        if self.reading:
-            with contextlib.suppress(Exception):
-                self.loop.remove_reader(self.fd)
-            self.reading = False
-
-    def _readable(self) -> None:
-        try:
-            data = os.read(self.fd, 4096)
-        except OSError:
-            data = b""
-        if not data:
-            self._pause()
-            self.eof.set()
-            return
-        if self.detach is not None and DETACH_KEY in data:
-            self.detach.set()
-            data = data.split(DETACH_KEY)[0]
-            self._pause()
-        if data:
-            self._pause()
-            self.task = self.loop.create_task(self._send(data))
-
-    async def _send(self, data: bytes) -> None:
-        if self.sink is not None:
-            try:
-                await self.sink(data)
-            except HvError:
-                return
-            data = b""
-        while data:
-            try:
-                n = await self.monitor.send_input(self.name, data, self.console)
-            except HvError:
-                return
-            data = data[n:]
-            if data:
-                await asyncio.sleep(0.01)
-        if not self.eof.is_set() and not (self.detach and self.detach.is_set()):
-            with contextlib.suppress(Exception):
-                self.loop.add_reader(self.fd, self._readable)
-                self.reading = True
-
-    async def _read_file(self) -> None:
-        while True:
-            data = await asyncio.to_thread(os.read, self.fd, 65536)
-            if not data:
-                return
-            await self._send(data)
 
 
 async def _serve_gdb(monitor: api.Monitor, name: str, args, left: asyncio.Event) -> None:
@@ -433,9 +421,9 @@ async def _live_snapshot(monitor, name: str, args, failed: list) -> None:
         return
     try:
         info = await monitor.snapshot(name, os.path.abspath(args.snapshot_to))
-    except HvError as e:
+    except Exception as e:      # HvError: one line; anything else too, never "timed out"
         failed.append(str(e))
-        _say(str(e))
+        _say(str(e) if isinstance(e, HvError) else f"{name}: snapshot failed: {type(e).__name__}: {e}")
         with contextlib.suppress(HvError):
             await monitor.stop(name)
         return
@@ -461,6 +449,12 @@ def _snapshot_info(args) -> int:
     print(f"  devices   {', '.join(info['devices'])}")
     print(f"  memory    {info['data_bytes'] >> 10} KiB of data in {info['memory_mib']} MiB, "
           f"file {info['file_size']} bytes ({info['allocated_bytes'] >> 10} KiB on disk)")
+    if info["initrd"]:
+        print(f"  initrd    {', '.join(info['initrd'])}")
+    if info["disk"]:
+        mode = "read-only" if info["disk_readonly"] else "read-write"
+        print(f"  disk      {info['disk']} ({mode}; not in the snapshot: restore opens it only when given "
+              f"--disk)")
     return 0
 
 
@@ -512,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_run(args))
         if args.command == "serve":
             return api.serve(detach=args.detach, quiet=args.quiet, vcpu_nice=args.vcpu_nice,
-                             console_nice=args.console_nice)
+                             console_nice=args.console_nice, log_max_bytes=args.log_max, log_keep=args.log_keep)
         if args.command == "snapshot" and args.words[:1] == ["info"]:
             if len(args.words) != 2:
                 parser.error("usage: hvtui snapshot info FILE [--json]")
@@ -529,6 +523,9 @@ def main(argv: list[str] | None = None) -> int:
         return run_tui(args)
     except HvError as e:
         _say(str(e))
+        return EXIT_ERROR
+    except OSError as e:        # a file the user named, a full disk: one line, not a traceback
+        _say(f"{e.filename + ': ' if e.filename else ''}{e.strerror or e}")
         return EXIT_ERROR
     except KeyboardInterrupt:
         return EXIT_INTERRUPT

@@ -49,14 +49,17 @@ def server_running(path: Path | None = None) -> bool:
         s.close()
 
 
-def ensure_server(vcpu_nice: int = 19, console_nice: int = 10) -> bool:
+def ensure_server(vcpu_nice: int = 19, console_nice: int = 10, log_max_bytes: int | None = None,
+                  log_keep: int | None = None) -> bool:
     """Start `hvtui serve --detach` in the background unless a monitor runs; True if this
     call started it. Its start-up error (no KVM ...) comes back as one HvError line."""
     path = socket_path()
     if server_running(path):
         return False
+    limits = ([] if log_max_bytes is None else ["--log-max", str(max(1, log_max_bytes >> 20))]) + \
+        ([] if log_keep is None else ["--log-keep", str(log_keep)])
     proc = subprocess.Popen([sys.executable, "-m", "hvtui", "serve", "--detach", "--quiet",
-                             "--vcpu-nice", str(vcpu_nice), "--console-nice", str(console_nice)],
+                             "--vcpu-nice", str(vcpu_nice), "--console-nice", str(console_nice), *limits],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True, close_fds=True)
     deadline = time.monotonic() + START_TIMEOUT_S
@@ -86,6 +89,7 @@ def _error(err: dict) -> HvError:
 
 class RemoteMonitor(api.Monitor):
     embedded = False
+    log_file = str(paths.monitor_log())
 
     def __init__(self, path: str | os.PathLike | None = None):
         self.path = Path(path or socket_path())
@@ -282,8 +286,11 @@ class RemoteMonitor(api.Monitor):
     async def snapshot(self, name: str, path: str) -> dict:
         return await self._request("snapshot", name=name, path=os.path.abspath(path))
 
-    async def restore(self, path: str, name: str | None = None, start: bool = True) -> GuestView:
-        result = await self._request("restore", path=os.path.abspath(path), name=name, start=start)
+    async def restore(self, path: str, name: str | None = None, start: bool = True, disk: str | None = None,
+                      disk_readonly: bool = False, overcommit: bool = False) -> GuestView:
+        result = await self._request("restore", path=os.path.abspath(path), name=name, start=start,
+                                     disk=os.path.abspath(disk) if disk else None, disk_readonly=disk_readonly,
+                                     overcommit=overcommit)
         self._took(result)
         return api.view_from_wire(result)
 

@@ -54,6 +54,12 @@ def add_parsers(sub, add_guest_options) -> None:
     restore = sub.add_parser("restore", help="a new guest in the monitor from a snapshot file")
     restore.add_argument("file")
     restore.add_argument("--name", default=None, help="its name (default: the snapshot's, or a free variant)")
+    restore.add_argument("--disk", default=None, metavar="FILE",
+                         help="the disk to give it; required when the snapshot's guest had one (`hvtui snapshot "
+                              "info` names it): give that path to reopen it read-write")
+    restore.add_argument("--disk-readonly", action="store_true", help="the disk refuses writes")
+    restore.add_argument("--overcommit", action="store_true",
+                         help="restore even if the host (or its memory cgroup) cannot promise all its RAM")
     clone = sub.add_parser("clone", help="a live snapshot of a guest, restored as a new guest N")
     clone.add_argument("name")
     clone.add_argument("new_name", metavar="N")
@@ -172,7 +178,13 @@ async def cmd_snapshot(monitor, args) -> int:
 
 
 async def cmd_restore(monitor, args) -> int:
-    view = await monitor.restore(os.path.abspath(args.file), name=args.name)
+    saved_disk = (await asyncio.to_thread(api.snapshot_info, args.file))["disk"]
+    if saved_disk and not args.disk:
+        raise HvError(f"{args.file}: the snapshot's guest had the disk {saved_disk}, which restore would open "
+                      f"read-write: pass --disk {saved_disk} to reopen it (or --disk FILE for another)")
+    view = await monitor.restore(os.path.abspath(args.file), name=args.name, overcommit=args.overcommit,
+                                 disk=os.path.abspath(args.disk) if args.disk else None,
+                                 disk_readonly=args.disk_readonly)
     print(f"{view.name}: restored from {args.file}, {view.state.value}")
     return 0
 
@@ -284,23 +296,30 @@ async def cmd_console(monitor, args) -> int:
         unwatch = monitor.watch_console(name, console, show, replay=CONSOLE_REPLAY, attach=True)
     fd = sys.stdin.fileno() if sys.stdin and not sys.stdin.closed else None
     interactive = fd is not None and os.isatty(fd)
-    from hvtui.cli import StdinFeeder, _RawStdin
+    from hvtui.cli import _RawStdin
+    from hvtui.stdin_pump import StdinPump
     detached = asyncio.Event()
-    feeder = StdinFeeder(monitor, name, fd, detached, console, sink=view.send if view is not None else None)
+    # the guest goes on when stdin ends; Ctrl-] detaches from a pipe too
+    pump = None if fd is None else StdinPump(monitor, name, fd, True, DETACH_KEY, "keep", console=console,
+                                             deliver=view.send if view is not None else None)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, detached.set)
     print(f"hvtui: connected to {name} ({console}); Ctrl-] detaches", file=sys.stderr, flush=True)
     with _RawStdin() if interactive else contextlib.nullcontext():
         if g.state.live:
-            feeder.start()
             waiters = [asyncio.create_task(done.wait()), asyncio.create_task(detached.wait())]
+            if pump is not None:
+                pump.start()
+                waiters.append(asyncio.create_task(pump.detached.wait()))
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             for t in waiters:
                 t.cancel()
-            await feeder.finish()               # keys typed before Ctrl-] still go
+            if pump is not None and pump.detached.is_set():
+                detached.set()
         else:
             await asyncio.sleep(0.2)        # the replay of an ended guest's last words
-        feeder.stop()
+        if pump is not None:
+            pump.close()
         unwatch()
         if view is not None:
             await view.close()

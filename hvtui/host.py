@@ -24,7 +24,7 @@ from typing import Callable
 
 import psutil
 
-from hvtui import api, images
+from hvtui import api, images, logs
 from hvtui.api import HVC, SERIAL, VGA, Boot, GuestSpec
 from hvtui.errors import ConfigError, HvError, StateError
 from hvtui.keyboard import KeyFeed
@@ -37,7 +37,7 @@ log = logging.getLogger("hvtui")
 HISTORY_BYTES = 1 << 20      # console scrollback kept per guest
 RATE_HISTORY = 120           # samples kept for sparklines
 INPUT_RETRY_S = 0.002        # the UART FIFO holds 64 bytes: retry the rest this often
-INPUT_LIMIT = 64 * 1024      # bytes of console input queued per guest at most
+INPUT_LIMIT = 64 * 1024      # COM1 input queued per guest beyond its FIFO: send_input takes no more
 BUSY_CPU_PERCENT = 50        # a vCPU using this much of a host CPU and making no exits is computing
 TOP_PORTS = 8
 
@@ -54,14 +54,15 @@ def machine_config(spec: GuestSpec) -> MachineConfig:
     return MachineConfig(name=spec.name, image=images.resolve(spec.image), memory_mib=spec.memory_mib,
                          vcpus=spec.vcpus, watchdog_s=spec.watchdog_s, disk=spec.disk,
                          disk_readonly=spec.disk_readonly, initrd=list(b.initrd), exit_code_style=b.exit_code,
-                         cmdline=images.default_cmdline(spec.image) if b.cmdline is None else b.cmdline)
+                         cmdline=images.default_cmdline(spec.image) if b.cmdline is None else b.cmdline,
+                         overcommit=spec.overcommit)
 
 
 def spec_of(config: MachineConfig) -> GuestSpec:
     """machine_config's inverse: the spec that boots this machine again (a restored one)."""
     return GuestSpec(image=images.builtin_name(config.image), name=config.name, memory_mib=config.memory_mib, vcpus=config.vcpus,
                      watchdog_s=config.watchdog_s, disk=config.disk, disk_readonly=config.disk_readonly,
-                     boot=Boot(cmdline=config.cmdline, initrd=tuple(config.initrd),
+                     overcommit=config.overcommit, boot=Boot(cmdline=config.cmdline, initrd=tuple(config.initrd),
                                exit_code=config.exit_code_style))
 
 
@@ -106,10 +107,11 @@ class ConsoleStream:
         self.log_path: Path | None = None
         self.total_bytes = 0
 
-    def open_log(self, path: Path) -> None:
+    def open_log(self, path: Path, max_bytes: int = logs.DEFAULT_MAX_BYTES, keep: int = logs.DEFAULT_KEEP) -> None:
+        """This run's log: capped and rotated (logs.py), so a flooding guest cannot fill the disk."""
         self.close()
         self.log_path = path
-        self.log = open(path, "wb")
+        self.log = logs.RotatingLog(path, max_bytes, keep)
 
     def feed(self, data: bytes) -> None:
         if not data:
@@ -154,7 +156,9 @@ class Guest:
         self.restored_from = ""
         self.consoles = {SERIAL: ConsoleStream(), HVC: ConsoleStream()}
         self.keyboard: KeyFeed | None = None     # the PS/2 keyboard's queue of this run
-        self.pending_input = bytearray()
+        self.pending_input = bytearray()       # COM1 input not yet in its FIFO, at most INPUT_LIMIT
+        self.input_has_room = asyncio.Event()  # set while pending_input has room
+        self.input_has_room.set()
         self.attached = 0           # interactive console clients (their guest gets a better nice)
         self.gdb = None             # its gdb server (hvtui/gdb), when it has one
         self.debug_stop = ""        # what the debugger last stopped it for
@@ -239,6 +243,11 @@ class Guest:
     def cpu_percent(self) -> float:
         return sum(r.cpu_percent for r in self.vcpu_rates)
 
+    def input_pending(self) -> int:
+        """COM1 input the guest has not read yet: queued in the host and in its FIFO."""
+        vm = self.machine.vm
+        return len(self.pending_input) + (vm.uart_stats().get("rx_pending", 0) if vm is not None else 0)
+
     def preferred_console(self) -> str:
         """VGA for a guest seen drawing on its VGA screen while it had written nothing to
         COM1 or hvc0 (it stays so once seen), else SERIAL."""
@@ -309,6 +318,7 @@ class Guest:
             name=self.name, state=api.State(m.state.value), spec=self.spec, end=self.end(),
             crash=self.crash_view(), run=self.run, boot_protocol=m.boot_protocol,
             consoles=(*self.consoles, VGA), preferred_console=self.preferred_console(),
+            input_pending=self.input_pending() if m.state.live else 0,
             console_bytes={k: c.total_bytes for k, c in self.consoles.items()},
             log=str(self.log_path or ""), uptime_s=self.uptime, exits_per_s=self.exits_per_s,
             exits_history=tuple(self.exits_history), by_reason=self.by_reason(), cpu_percent=self.cpu_percent,
@@ -326,13 +336,16 @@ class Guest:
 
 class Host:
     def __init__(self, log_dir: str | Path | None = None, sample_interval: float = 0.5,
-                 vcpu_nice: int = 0, console_nice: int = 0, spare_vm: bool = True):
+                 vcpu_nice: int = 0, console_nice: int = 0, spare_vm: bool = True,
+                 log_max_bytes: int = logs.DEFAULT_MAX_BYTES, log_keep: int = logs.DEFAULT_KEEP):
         """spare_vm: keep a warmed VM ready for the next guest (a long-lived host); a
         one-shot run does without, so nothing competes with its guest's start.
-        vcpu_nice, console_nice: niceness of vCPU threads (0: leave them), see _set_nice."""
+        vcpu_nice, console_nice: niceness of vCPU threads (0: leave them), see _set_nice.
+        log_max_bytes, log_keep: each console log's cap and its rotated files kept."""
         VmPool.keep_spare = spare_vm
         self.log_dir = Path(log_dir) if log_dir else default_log_dir()
         self.sample_interval = sample_interval
+        self.log_max_bytes, self.log_keep = log_max_bytes, log_keep
         self.vcpu_nice, self.console_nice = vcpu_nice, console_nice
         self.guests: dict[str, Guest] = {}
         self._subscribers: list[Callable[[api.Event], None]] = []
@@ -352,9 +365,22 @@ class Host:
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.prepare_log_dir()
         if self._sampler is None:
             self._sampler = self._loop.create_task(self._sample_forever(), name="hvtui-sampler")
+
+    def prepare_log_dir(self) -> None:
+        """Make the log directory, or one ConfigError line saying why it cannot be used."""
+        try:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise ConfigError(f"log directory {self.log_dir}: a file is in the way") from None
+        except OSError as e:
+            raise ConfigError(f"log directory {self.log_dir}: {e.strerror or e}") from None
+        if not self.log_dir.is_dir():
+            raise ConfigError(f"log directory {self.log_dir}: not a directory")
+        if not os.access(self.log_dir, os.W_OK | os.X_OK):
+            raise ConfigError(f"log directory {self.log_dir}: not writable")
 
     @property
     def api(self):
@@ -397,6 +423,7 @@ class Host:
             guest.ended.set()
             if guest.keyboard is not None:
                 guest.keyboard.close()   # keys it will never read
+            guest.input_has_room.set()   # nobody waits to send it input any more
         if state == State.RUNNING:
             self._set_nice(guest)
         self._changed(guest, None)
@@ -452,10 +479,21 @@ class Host:
         return self._adopt(spec, machine, start)
 
     def _adopt(self, spec: GuestSpec, machine: Machine, start: bool, restored_from: str = "") -> Guest:
+        """Give a built machine its logs and readers; if that fails, the machine is destroyed
+        (nothing half-built is left behind) and the error is one line."""
         guest = Guest(spec, machine)
         guest.restored_from = restored_from
+        try:
+            self._new_run(guest, machine)
+        except BaseException as e:
+            for stream in guest.consoles.values():
+                stream.close()
+            machine.destroy()
+            if isinstance(e, OSError):
+                raise ConfigError(f"{spec.name}: cannot open its console log in {self.log_dir}: "
+                                  f"{e.strerror or e}") from None
+            raise
         self.guests[spec.name] = guest
-        self._new_run(guest, machine)
         self.publish(api.GuestAdded(guest.view()))
         if start:
             machine.start()
@@ -467,7 +505,7 @@ class Host:
         guest.run = next_run(self.log_dir, guest.name)
         for console, stream in guest.consoles.items():
             path = run_log(self.log_dir, guest.name, guest.run, console)
-            stream.open_log(path)
+            stream.open_log(path, self.log_max_bytes, self.log_keep)
             point_latest(self.log_dir, guest.name, path, console)
         if guest.restored_from:
             guest.serial.write_log(f"[hvtui] restored from {guest.restored_from}\n".encode())
@@ -533,9 +571,16 @@ class Host:
         api.check("snapshot", name, guest.state)
         return await asyncio.to_thread(guest.machine.snapshot, os.fspath(path))
 
-    async def restore(self, path: str | os.PathLike, name: str | None = None, start: bool = True) -> Guest:
+    async def restore(self, path: str | os.PathLike, name: str | None = None, start: bool = True,
+                      **overrides) -> Guest:
         """A new guest continuing the snapshot at path. The file is verified (and this host's
-        CPU checked) before anything is created. Default name: the snapshot's, or a free variant."""
+        CPU checked) before anything is created. Default name: the snapshot's, or a free variant.
+        overrides replace fields of the saved configuration: disk and disk_readonly (the
+        snapshot's disk is opened read-write unless told otherwise: say so to the user
+        first, snapshot.verify(path)["disk"]), overcommit."""
+        unknown = set(overrides) - {"disk", "disk_readonly", "overcommit"}
+        if unknown:
+            raise TypeError(f"restore() does not override {', '.join(sorted(unknown))}")
         if self._loop is None:
             self.start()
         path = os.fspath(path)
@@ -550,7 +595,7 @@ class Host:
                     base = snap.config["name"]
                     chosen = name or (base if base not in self.guests and base not in self._busy
                                       else self._unique_name(base))
-                    return Machine.from_snapshot(snap, chosen, self._on_machine_event)
+                    return Machine.from_snapshot(snap, chosen, self._on_machine_event, **overrides)
             machine = await asyncio.to_thread(build)
             if machine.name in self.guests or (name is None and machine.name in self._busy):
                 machine.destroy()
@@ -685,22 +730,39 @@ class Host:
         api.check("input", name, guest.state)
         self.stream(name, console)
         if console == HVC:
-            guest.machine.board.push_hvc_input(data)
-            return len(data)
-        room = max(0, INPUT_LIMIT - len(guest.pending_input))
-        data = data[:room]
-        guest.pending_input += data
+            return guest.machine.board.push_hvc_input(data)
+        taken = data[:max(0, INPUT_LIMIT - len(guest.pending_input))]
+        guest.pending_input += taken
+        if len(guest.pending_input) >= INPUT_LIMIT:
+            guest.input_has_room.clear()
         task = self._input_tasks.get(name)
-        if data and (task is None or task.done()):
+        if taken and (task is None or task.done()):
             self._input_tasks[name] = self._loop.create_task(self._feed_input(guest))
-        return len(data)
+        return len(taken)
+
+    def input_room(self, name: str) -> int:
+        """Bytes send_input would take now for the guest's COM1."""
+        return max(0, INPUT_LIMIT - len(self.get(name).pending_input))
+
+    def input_pending(self, name: str) -> int:
+        """COM1 input the guest has not read yet: queued here and waiting in its FIFO."""
+        return self.get(name).input_pending()
+
+    async def wait_input_room(self, name: str) -> None:
+        """Return once send_input has room for COM1 input again (or the guest ended)."""
+        guest = self.get(name)
+        while guest.state.live and not self.input_room(name):
+            await guest.input_has_room.wait()
 
     async def _feed_input(self, guest: Guest) -> None:
         while guest.pending_input and guest.state.live:
             n = guest.machine.push_input(bytes(guest.pending_input[:64]))
             del guest.pending_input[:n]
+            if len(guest.pending_input) <= INPUT_LIMIT // 2:
+                guest.input_has_room.set()
             if guest.pending_input:
                 await asyncio.sleep(INPUT_RETRY_S)
+        guest.input_has_room.set()
 
     # ---- the VGA screen and the PS/2 keyboard ----
     def send_keys(self, name: str, keys: list[int]) -> None:

@@ -33,7 +33,7 @@ BUILTINS = {i.name: i for i in [
     BuiltinImage("crash", "crashes on purpose: cmdline triple | ud | mmio | hang", "triple"),
     BuiltinImage("memhog", "touches every page of its RAM, verifies it, exits 0 (cmdline mib=N)"),
     BuiltinImage("exitbench", "port-I/O exit loop for benchmarks (cmdline port=P count=N cpl=0|3)"),
-    BuiltinImage("blkbench", "virtio-blk vs ATA PIO on --disk: write, verify, MiB/s (pv_mib= emu_kib= width=2|4 mode=bench|badring)"),
+    BuiltinImage("blkbench", "virtio-blk vs ATA PIO on --disk: write, verify, MiB/s (pv_mib= emu_kib= width=2|4 mode=bench|badring|rowrite)"),
     BuiltinImage("busy", "computes at CPL 0 with interrupts off, no exits, for seconds=N (60), then exits 0",
                  "seconds=60"),
     BuiltinImage("vconsole", "virtio-console (hvc0) echo: prints 'vconsole: ready', echoes what the host types"),
@@ -65,8 +65,8 @@ def resolve(image: str) -> str:
                              "(pip install .) to build the guests")
         return str(path)
     if os.sep in image or image.endswith(".elf") or os.path.exists(image):
-        if not os.path.isfile(image):
-            raise ImageError(f"{image}: no such file")
+        from hvtui.vmm.boot import file_size
+        file_size(image)          # a regular file, or one line naming what it is instead
         return image
     raise ImageError(f"unknown image {image!r}: built-in images are {', '.join(BUILTINS)}; "
                      "or give a path to a kernel file")

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from hvtui import api, paths
+from hvtui import api, logs, paths
 from hvtui.api import SERIAL, GuestSpec, GuestView
 
 log = logging.getLogger("hvtui")
@@ -28,6 +28,8 @@ class HostMonitor(api.Monitor):
     def __init__(self, host, on_shutdown: Callable[[], None] | None = None):
         self.host = host
         self.on_shutdown = on_shutdown
+        self.log_file = str(host.log_dir / logs.MONITOR_LOG)
+        self._log_handler = None
 
     # -- what there is
     def guests(self) -> list[GuestView]:
@@ -69,8 +71,12 @@ class HostMonitor(api.Monitor):
     async def snapshot(self, name: str, path: str) -> dict:
         return await self.host.snapshot(name, path)
 
-    async def restore(self, path: str, name: str | None = None, start: bool = True) -> GuestView:
-        return (await self.host.restore(path, name=name or None, start=start)).view()
+    async def restore(self, path: str, name: str | None = None, start: bool = True, disk: str | None = None,
+                      disk_readonly: bool = False, overcommit: bool = False) -> GuestView:
+        overrides = {"overcommit": overcommit}
+        if disk:
+            overrides.update(disk=disk, disk_readonly=disk_readonly)
+        return (await self.host.restore(path, name=name or None, start=start, **overrides)).view()
 
     async def clone(self, name: str, new_names: list[str], path: str | None = None) -> list[GuestView]:
         taken = [n for n in new_names if n in self.host.guests]
@@ -83,8 +89,10 @@ class HostMonitor(api.Monitor):
             directory = paths.snapshot_dir()
             directory.mkdir(parents=True, exist_ok=True)
             path = str(directory / f"{name}-clone-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.hvsnap")
+        original = self.host.get(name).spec
         info = await self.host.snapshot(name, path)
-        return [g.view() for g in await self.host.clone(info["path"], list(new_names))]
+        keep = {"disk": original.disk, "disk_readonly": True} if original.disk else {}
+        return [(await self.host.restore(info["path"], name=n, **keep)).view() for n in new_names]
 
     # -- consoles
     def watch_console(self, name: str, console: str, callback, replay: int = 0, attach: bool = False):
@@ -138,7 +146,7 @@ class HostMonitor(api.Monitor):
 
     async def report(self, text: str) -> None:
         """A client's error, into the monitor's log (with the client's traceback in text)."""
-        log.error("client: %s", text[:64 * 1024])
+        logs.log.error("client: %s", text[:64 * 1024])
 
     # -- the VGA screen and the PS/2 keyboard
     async def screen(self, name: str, console: str = api.VGA):
@@ -153,6 +161,7 @@ class HostMonitor(api.Monitor):
     # -- the monitor itself
     async def open(self) -> None:
         self.host.start()
+        self._log_handler = logs.open_monitor_log(self.host.log_dir)
 
     async def shutdown(self) -> None:
         if self.on_shutdown is not None:
@@ -162,3 +171,5 @@ class HostMonitor(api.Monitor):
 
     async def close(self) -> None:
         await self.host.close()
+        logs.close_monitor_log(self._log_handler)
+        self._log_handler = None

@@ -34,8 +34,8 @@ def log_dir() -> Path:
 
 
 def monitor_log() -> Path:
-    """The monitor's own log: what went wrong, with tracebacks."""
-    return state_dir() / "hvtui.log"
+    """The monitor's own log: what went wrong, with tracebacks (beside the console logs)."""
+    return log_dir() / "hvtui.log"
 
 
 def snapshot_dir() -> Path:

@@ -30,7 +30,7 @@ import struct
 import sys
 from pathlib import Path
 
-from hvtui import api, paths, wire
+from hvtui import api, logs, paths, wire
 from hvtui.errors import HvError
 from hvtui.host import Host
 from hvtui.monitor import HostMonitor
@@ -279,7 +279,10 @@ class Session:
 
     async def op_restore(self, args):
         view = await self.monitor.restore(wire.arg(args, "path", str), wire.arg(args, "name", str, None),
-                                          start=wire.arg(args, "start", bool, True))
+                                          start=wire.arg(args, "start", bool, True),
+                                          disk=wire.arg(args, "disk", str, None),
+                                          disk_readonly=wire.arg(args, "disk_readonly", bool, False),
+                                          overcommit=wire.arg(args, "overcommit", bool, False))
         return api.to_wire(view)
 
     async def op_clone(self, args):
@@ -358,13 +361,16 @@ class Session:
 
 class Server:
     def __init__(self, socket_path: Path | None = None, log_dir: Path | None = None,
-                 sample_interval: float = 0.5, vcpu_nice: int = 19, console_nice: int = 10):
+                 sample_interval: float = 0.5, vcpu_nice: int = 19, console_nice: int = 10,
+                 log_max_bytes: int = logs.DEFAULT_MAX_BYTES, log_keep: int = logs.DEFAULT_KEEP):
         self.socket_path = Path(socket_path or paths.socket_path())
         self.lock_path = self.socket_path.with_name("monitor.lock")
         self.host = Host(log_dir=log_dir or paths.log_dir(), sample_interval=sample_interval,
-                         vcpu_nice=vcpu_nice, console_nice=console_nice)
+                         vcpu_nice=vcpu_nice, console_nice=console_nice,
+                         log_max_bytes=log_max_bytes, log_keep=log_keep)
         self.monitor = HostMonitor(self.host, on_shutdown=lambda: self.stop.set())
         self.monitor.embedded = False
+        self.monitor.log_file = str(self.host.log_dir / logs.MONITOR_LOG)
         self.sessions: set[Session] = set()
         self.stop = asyncio.Event()
         self.host.subscribe(self.on_event)
@@ -459,8 +465,9 @@ class Server:
             self._lock_fd = -1
 
 
-async def _main(detach: bool, quiet: bool, vcpu_nice: int, console_nice: int) -> int:
-    server = Server(vcpu_nice=vcpu_nice, console_nice=console_nice)
+async def _main(detach: bool, quiet: bool, vcpu_nice: int, console_nice: int, log_max_bytes: int,
+                log_keep: int) -> int:
+    server = Server(vcpu_nice=vcpu_nice, console_nice=console_nice, log_max_bytes=log_max_bytes, log_keep=log_keep)
     if not server.take_lock():
         print(f"hvtui: a monitor is already running ({server.socket_path})", file=sys.stderr)
         return 1
@@ -482,9 +489,10 @@ async def _main(detach: bool, quiet: bool, vcpu_nice: int, console_nice: int) ->
     return 0
 
 
-def main(detach: bool = False, quiet: bool = False, vcpu_nice: int = 19, console_nice: int = 10) -> int:
+def main(detach: bool = False, quiet: bool = False, vcpu_nice: int = 19, console_nice: int = 10,
+         log_max_bytes: int = logs.DEFAULT_MAX_BYTES, log_keep: int = logs.DEFAULT_KEEP) -> int:
     """`hvtui serve`: run the monitor here until kill-server or a signal."""
     from hvtui.vmm.kvm import Kvm
     Kvm.get()                              # no KVM: one line now, not a daemon that cannot work
     api.log_to_file()
-    return asyncio.run(_main(detach, quiet, vcpu_nice, console_nice))
+    return asyncio.run(_main(detach, quiet, vcpu_nice, console_nice, log_max_bytes, log_keep))

@@ -86,3 +86,20 @@ def stop_monitor_in(runtime: str) -> int | None:
                 return pid
             time.sleep(0.05)
     return pid
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A directory on a 1 MiB tmpfs of its own, for a disk that fills up (needs root and
+    mount; skips with the reason otherwise). Unmounted afterwards."""
+    import subprocess
+    where = tmp_path / "small-disk"
+    where.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(where)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs to fill up: {r.stderr.decode().strip() or r.returncode}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True)
+

@@ -8,9 +8,13 @@ pytestmark = pytest.mark.kvm
 
 
 def hvtui(*args, stdin=b"", timeout=60, tmp_path=None):
+    """Run hvtui; stdin given: piped in (its end stops the guest once read, --stdin-eof);
+    none: /dev/null."""
     cmd = [sys.executable, "-m", "hvtui", *args]
     if tmp_path is not None and args and args[0] == "run":
         cmd += ["--log-dir", str(tmp_path)]
+    if not stdin:
+        return subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
     return subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout)
 
 
@@ -69,7 +73,8 @@ def test_timeout_stops_the_guest_with_124(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (("nope",), b"unknown image 'nope'"),
     (("hello", "--memory", "0"), b"memory must be at least"),
-    (("hello", "--memory", "100000000"), b"more than the host has free"),
+    (("hello", "--memory", "100000"), b"more than the host has free"),
+    (("hello", "--memory", "100000000"), b"memory above 108 GiB is not supported"),
     (("hello", "--vcpus", "0"), b"vCPUs must be between 1 and"),
     (("hello", "--vcpus", "100000"), b"vCPUs must be between 1 and"),
     (("/etc/hostname",), b"not a kernel hvtui can boot (tried Multiboot 2, Multiboot 1, Linux bzImage, PVH, hvtui ELF64)"),
@@ -84,18 +89,31 @@ def test_bad_input_is_one_line_no_traceback(tmp_path, args, message):
 
 
 def test_no_kvm_says_join_the_group(tmp_path):
+    """A /dev/kvm this user may not open: one line saying to join the kvm group. Root
+    opens a mode-0 file anyway, so as root the file is made immutable (EPERM for root too)."""
     import os
-    env = dict(os.environ, HVTUI_KVM_PATH=str(tmp_path / "kvm"))
-    (tmp_path / "kvm").write_text("")
-    (tmp_path / "kvm").chmod(0)
-    r = subprocess.run([sys.executable, "-m", "hvtui", "run", "hello"], env=env, capture_output=True)
-    if os.geteuid() == 0:    # root opens anything: show the missing-device message instead
-        env["HVTUI_KVM_PATH"] = str(tmp_path / "missing")
-        r = subprocess.run([sys.executable, "-m", "hvtui", "run", "hello"], env=env, capture_output=True)
-        assert b"does not exist: KVM is not available" in r.stderr
-    else:
-        assert b"join the kvm group" in r.stderr
+    kvm = tmp_path / "kvm"
+    kvm.write_text("")
+    kvm.chmod(0)
+    immutable = False
+    if os.geteuid() == 0:
+        immutable = subprocess.run(["chattr", "+i", str(kvm)], capture_output=True).returncode == 0
+        if not immutable:
+            pytest.skip("as root, a /dev/kvm that cannot be opened needs chattr +i, which this filesystem refuses")
+    try:
+        env = dict(os.environ, HVTUI_KVM_PATH=str(kvm))
+        r = subprocess.run([sys.executable, "-m", "hvtui", "run", "hello"], env=env, capture_output=True,
+                           stdin=subprocess.DEVNULL)
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(kvm)], capture_output=True)
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert b"no permission to open" in r.stderr and b"join the kvm group" in r.stderr, r.stderr
+    env["HVTUI_KVM_PATH"] = str(tmp_path / "missing")
+    r = subprocess.run([sys.executable, "-m", "hvtui", "run", "hello"], env=env, capture_output=True,
+                       stdin=subprocess.DEVNULL)
     assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1
+    assert b"does not exist: KVM is not available" in r.stderr
 
 
 def test_images_lists_every_builtin():

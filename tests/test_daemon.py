@@ -392,8 +392,9 @@ def test_too_many_clients_are_refused_in_one_line(serve, monkeypatch):
         for _ in range(server_mod.MAX_CLIENTS):
             s = socket.socket(socket.AF_UNIX)
             s.connect(str(paths.socket_path()))
+            s.sendall(b'{"id": 1, "op": "list"}\n')
+            assert json.loads(s.makefile("rb").readline())["ok"]       # a client the monitor counts
             socks.append(s)
-        time.sleep(0.3)
         r = hvtui("ls")
         assert r.returncode == 1 and r.stderr == b"hvtui: the monitor has 64 clients already; close one\n"
     finally:

@@ -100,14 +100,25 @@ async def test_two_vcpus_both_exit(host):
 
 
 async def test_stats_sampling(host):
+    """Each figure the dashboard shows measures what it says: a counter's exits are I/O at
+    about its 10 lines a second, its resident memory is a few pages of its 32 MiB, and
+    CPU % is its vCPU thread's: near none for the idle-waiting counter, most of a core for
+    a guest computing without pause (the same sampler, the same interval)."""
     g = await host.create(GuestSpec("counter", name="s", memory_mib=32))
+    busy = await host.create(GuestSpec("busy", name="b", memory_mib=16, boot=Boot(cmdline="seconds=20")))
+    await host.wait_for_output("b", b"busy: computing for 20 s")
     await host.wait_for_output("s", b"count 8\r\n", timeout=20)
+    await asyncio.sleep(1.0)
     assert g.exits_per_s > 0 and g.top_exit_reason() == "io"
+    assert g.vcpu_rates[0].by_reason["io"] > 5            # ~9 port writes per line, 10 lines a second
     assert len(g.exits_history) >= 2
-    assert 0 < g.resident_bytes <= 32 << 20
-    assert g.vcpu_rates[0].cpu_percent >= 0
+    assert 0 < g.resident_bytes <= 4 << 20                # touched pages, not the 32 MiB it was given
     sample = g.machine.sample()
     assert sample.vcpus[0].thread_id > 0 and sample.vcpus[0].ns_in_run > 0
+    assert sample.vcpus[0].thread_id in g.cpu_times       # the CPU figure comes from that thread
+    assert busy.state == State.RUNNING
+    assert busy.cpu_percent > 30, f"a guest computing flat out uses {busy.cpu_percent:.0f}% of a CPU"
+    assert g.cpu_percent < busy.cpu_percent / 2, (g.cpu_percent, busy.cpu_percent)
 
 
 async def test_kill_and_remove(host):
@@ -143,11 +154,20 @@ async def test_python_device_exception_is_a_crash(host):
 
 async def test_idle_guests_spend_no_host_cpu(host):
     """Guests wait on the idle port: an idle shell and a counter between its lines sleep in
-    the monitor instead of spinning a host core, yet input still wakes the shell at once."""
+    the monitor instead of spinning a host core, yet input still wakes the shell at once.
+    The figures must have been sampled (a guest never sampled shows 0 %), and the same
+    sampler must see a spinning guest as busy (the control)."""
     sh = await host.create(GuestSpec("shell", name="idle-sh"))
     c = await host.create(GuestSpec("counter", name="idle-c"))
+    spin = await host.create(GuestSpec("busy", name="spin", memory_mib=16, boot=Boot(cmdline="seconds=20")))
     await host.wait_for_output("idle-sh", b"hvtui> ")
     await host.wait_for_output("idle-c", b"count 10\r\n", timeout=20)
+    samples = {g.name: len(g.exits_history) for g in (sh, c, spin)}
+    await asyncio.sleep(4 * host.sample_interval)
+    for g in (sh, c, spin):
+        assert len(g.exits_history) >= samples[g.name] + 2, f"{g.name} was not sampled"
+        assert g.machine.vcpus[0].thread_id in g.cpu_times
+    assert spin.cpu_percent > 30, f"the spinning control shows {spin.cpu_percent:.0f}%"
     for g in (sh, c):
         assert g.cpu_percent < 25, f"{g.name} uses {g.cpu_percent:.0f}% of a host CPU while idle"
         stats = g.machine.vcpus[0].stats

@@ -58,13 +58,27 @@ async def test_virtio_console_both_ways(host):
     assert b"hello from virtio-console" in open(g.hvc_log.name, "rb").read()
 
 
-async def test_readonly_disk_refuses_writes(host, disk):
-    g = await host.create(GuestSpec("blkbench", name="ro", disk=disk, disk_readonly=True,
-                                    boot=Boot(cmdline="pv_mib=1 emu_kib=4")))
+@pytest.mark.parametrize("readonly", [True, False])
+async def test_readonly_disk_refuses_writes(host, disk, readonly):
+    """blkbench writes a sector through virtio-blk and through the ATA disk whatever the
+    disk says: a read-only one refuses both (virtio status IOERR, ATA ABRT) and the file
+    stays zero; the same guest on a writable disk gets both written (the control)."""
+    g = await host.create(GuestSpec("blkbench", name="ro", disk=disk, disk_readonly=readonly,
+                                    boot=Boot(cmdline="mode=rowrite")))
     await host.wait_until_ended("ro", timeout=60)
-    assert g.exit_code != 0                          # blkbench cannot write its pattern
+    out = bytes(g.history)
+    verdict = b"refused" if readonly else b"accepted"
+    assert f"rowrite: virtio-blk offers read-only: {'yes' if readonly else 'no'}".encode() in out, out
+    assert b"rowrite: virtio-blk write " + verdict in out, out
+    assert b"rowrite: ata write " + verdict in out, out
+    if readonly:
+        assert b"request status 1" in out and b"error 0x04" in out      # VIRTIO_BLK_S_IOERR, ABRT
+        assert g.exit_code == 0
     with open(disk, "rb") as f:
-        assert f.read(1 << 20) == bytes(1 << 20)    # and nothing reached the file
+        head = f.read(8 * 512 + 4096)
+    assert (head == bytes(len(head))) == readonly      # nothing reached the file, or both writes did
+    if not readonly:
+        assert head[:4096] == b"\x5a" * 4096 and head[8 * 512:8 * 512 + 512] == b"\x5a" * 512
 
 
 async def test_virtio_console_guest_survives_snapshot_restore(host, tmp_path):

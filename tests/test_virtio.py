@@ -13,7 +13,7 @@ from hvtui.vmm.devices.virtio.blk import DiskFile, VirtioBlk
 from hvtui.vmm.devices.virtio.console import VirtioConsole
 from hvtui.vmm.devices.virtio.queue import DESC_F_NEXT, DESC_F_WRITE
 
-from virtio_driver import AVAIL, DATA, Driver, RAM, guest_memory
+from virtio_driver import AVAIL, DATA, USED, Driver, RAM, guest_memory
 
 SECTORS = 256
 
@@ -145,8 +145,12 @@ def test_malformed_ring_fails_device_and_touches_nothing(blk, disk, kind):
        avail_idx=st.integers(0, 0xFFFF), qsize=st.sampled_from([1, 2, 4, 8, 16]))
 def test_random_rings_never_escape_the_device(disk, descs, ring, avail_idx, qsize):
     """Whatever the ring holds, the device serves it or fails with NEEDS_RESET; no
-    exception escapes and nothing outside guest RAM or the disk is touched."""
-    t = m.VirtioMmio(VirtioBlk(disk), guest_memory(1 << 20))
+    exception escapes, and it writes nothing but what the driver let it: in guest RAM,
+    only device-writable buffers of the table and the used ring change; every request it
+    took is answered, with no more bytes than its writable buffers hold; the disk file
+    keeps its size."""
+    ram = 1 << 20
+    t = m.VirtioMmio(VirtioBlk(disk), guest_memory(ram))
     drv = Driver(t, qsize=qsize)
     drv.init()
     for i, d in enumerate(descs[:qsize]):
@@ -154,8 +158,20 @@ def test_random_rings_never_escape_the_device(disk, descs, ring, avail_idx, qsiz
     for i, head in enumerate(ring[:qsize]):
         drv.mem.write(AVAIL + 4 + 2 * i, head.to_bytes(2, "little"))
     drv.mem.write(AVAIL + 2, avail_idx.to_bytes(2, "little"))
+    before = drv.mem.read(0, ram)
     t.notify(0)
-    assert t.needs_reset or t.queues[0].last_avail == avail_idx
+    after = drv.mem.read(0, ram)
+    writable = [(a, a + n) for a, n, flags, _ in descs[:qsize] if flags & DESC_F_WRITE and a + n <= ram]
+    writable.append((USED, USED + 6 + 8 * qsize))
+    changed = [i for i in range(ram) if before[i] != after[i]] if before != after else []
+    assert all(any(lo <= i < hi for lo, hi in writable) for i in changed), "the device wrote where it may not"
+    taken = t.queues[0].last_avail
+    answered = drv.used()
+    assert len(answered) == taken                          # every request it took was answered
+    limit = {i: sum(n for a, n, flags, _ in descs[:qsize] if flags & DESC_F_WRITE) for i in range(qsize)}
+    for head, written in answered:
+        assert head < qsize and written <= limit[head]
+    assert t.needs_reset or taken == avail_idx             # it served all of them, or it failed
     assert os.fstat(disk.fd).st_size == SECTORS * 512      # never written past its end
 
 

@@ -6,6 +6,7 @@
  */
 #include "../internal.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -359,7 +360,14 @@ static void test_save_ram(struct hv_vm *vm, uint8_t *mem)
     CHECK(found_run && found_page && sorted);
     uint8_t byte = 0;
     CHECK(pread(fd, &byte, 1, 4096 + 0x900000 + 17) == 1 && byte == 1);
-    CHECK(hv_vm_save_ram(vm, 0, fd, 4096, NULL, 0, runs, 1, &pages) == -ENOSPC);
+    CHECK(hv_vm_save_ram(vm, 0, fd, 4096, NULL, 0, runs, 1, &pages) == -E2BIG);  /* room, not disk */
+    int full = open("/dev/full", O_WRONLY | O_CLOEXEC);                          /* a full disk */
+    CHECK(full >= 0);
+    if (full >= 0) {
+        CHECK(hv_vm_save_ram(vm, 0, full, 4096, NULL, 0, runs, 64, &pages) == -ENOSPC);
+        CHECK(strcmp(hv_last_op(), "write snapshot RAM") == 0);
+        close(full);
+    }
     CHECK(hv_vm_save_ram(vm, 0, fd, 100, NULL, 0, runs, 64, &pages) < 0);      /* unaligned */
     CHECK(hv_vm_save_ram(vm, 5, fd, 4096, NULL, 0, runs, 64, &pages) < 0);     /* no such slot */
     mem[0x900000 + 17] = 0;                          /* zero again: no longer saved */

@@ -7,10 +7,15 @@ views of guests, events, the lifecycle table, commands. Screens read views; life
 through the methods here, which run as workers and turn any error (an unexpected exception
 included) into a notification, logged with its traceback in the monitor's log. Events are
 relayed to the screens; a crash raises an error notification naming the guest and the reason.
+
+Nothing a guest, a file or a key does ends the app: an HvError is a notification; any
+other exception in a worker, an action or a palette command is a notification and a
+record with its traceback in the monitor's log (LOG_DIR/hvtui.log), and the app goes on.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import time
@@ -21,7 +26,7 @@ from typing import Iterable
 from textual.app import App, SystemCommand
 from textual.screen import Screen
 
-from hvtui import api, images
+from hvtui import api, images, logs
 from hvtui.api import SERIAL, VGA, GuestSpec, State
 from hvtui.errors import ConfigError, HvError
 from hvtui.tui import gdb as tui_gdb
@@ -49,7 +54,8 @@ class HvtuiApp(App):
         self.config = config or Config()
         if monitor is None:
             monitor = api.embedded(log_dir=log_dir, sample_interval=sample_interval,
-                                   vcpu_nice=self.config.vcpu_nice, console_nice=self.config.console_nice)
+                                   vcpu_nice=self.config.vcpu_nice, console_nice=self.config.console_nice,
+                                   log_max_bytes=self.config.log_max_bytes, log_keep=self.config.log_keep)
             if specs is None:
                 specs = DEFAULT_FLEET
         self.monitor = monitor
@@ -78,7 +84,7 @@ class HvtuiApp(App):
             return
         self._unsubscribe = self.monitor.subscribe(self.on_monitor_event)
         self.push_screen(DashboardScreen())
-        self.run_worker(self.start_fleet(), name="fleet", group="fleet")
+        self.run_worker(self.start_fleet(), name="fleet", group="fleet", exit_on_error=False)
 
     async def start_fleet(self) -> None:
         for spec in self.specs:
@@ -89,6 +95,8 @@ class HvtuiApp(App):
             except HvError as e:
                 self.notify(f"{spec.name or spec.image}: {e}", title="Could not start a guest",
                             severity="error", timeout=10)
+            except Exception as e:
+                self.report_failure(f"start {spec.name or spec.image}", e)
         self.fleet_started = True
 
     async def on_unmount(self) -> None:
@@ -117,7 +125,7 @@ class HvtuiApp(App):
                 try:
                     handler(event)
                 except Exception as e:
-                    self.report_exception(e, "show an event")
+                    self.report_failure("show an event", e)
 
     def set_console_guest(self, name: str | None) -> None:
         """The guest whose console is on screen (None: none)."""
@@ -134,18 +142,47 @@ class HvtuiApp(App):
         return [g.name for g in self.monitor.guests()]
 
     # ---- errors ----
-    def report_exception(self, e: BaseException, what: str) -> None:
-        """An unexpected error: a notification, and the traceback in the monitor's log."""
-        self.notify(f"{type(e).__name__}: {e}", title=f"Could not {what} (a bug: see the monitor's log)",
-                    severity="error", timeout=10)
-        text = f"TUI: could not {what}\n" + "".join(traceback.format_exception(e))
+    def report_failure(self, what: str, error: BaseException) -> None:
+        """A failure that is not the user's (a bug, MemoryError): a notification, and a record
+        with its traceback in the monitor's log (this process's, or the daemon's); never an exit."""
+        where = self.monitor.log_file
+        self.notify(f"{type(error).__name__}: {error}" + (f"; details in {where}" if where else ""),
+                    title=f"Could not {what}", severity="error", timeout=15)
+        if self.monitor.embedded:
+            logs.log.error("could not %s: %s: %s", what, type(error).__name__, error, exc_info=error)
+            return
+        text = f"TUI: could not {what}\n" + "".join(traceback.format_exception(error))
 
         async def send():
-            try:
+            with contextlib.suppress(Exception):
                 await self.monitor.report(text)
-            except Exception:
-                pass
-        self.run_worker(send(), group="report")
+        self.run_worker(send(), group="report", exit_on_error=False)
+
+    async def run_action(self, action, default_namespace=None, namespaces=None) -> bool:
+        """Every key binding's action: an exception it raises is reported, not fatal."""
+        try:
+            return await super().run_action(action, default_namespace, namespaces)
+        except HvError as e:
+            self.notify(str(e), title="Could not do that", severity="error", timeout=8)
+        except Exception as e:
+            self.report_failure(f"do {action if isinstance(action, str) else 'that'}", e)
+        return True
+
+    def guarded(self, what: str, callback):
+        """callback, with any exception reported instead of ending the app (palette commands)."""
+        def run(*args):
+            try:
+                return callback(*args)
+            except HvError as e:
+                self.notify(str(e), title=f"Could not {what}", severity="error", timeout=8)
+            except Exception as e:
+                self.report_failure(what, e)
+        return run
+
+    def action_quit(self) -> None:
+        """Ctrl+Q (Textual's quit key) asks as q does while guests live; in a console it is
+        the guest's key (check_action)."""
+        self.ask_quit()
 
     # ---- lifecycle (shared by the dashboard, the console and the palette) ----
     def _run(self, coro, what: str) -> None:
@@ -154,10 +191,10 @@ class HvtuiApp(App):
                 await coro
             except (HvError, OSError) as e:
                 self.notify(str(e), title=f"Could not {what}", severity="error", timeout=8)
-            except Exception as e:      # a bug: the app goes on, the log says where
-                self.report_exception(e, what)
+            except Exception as e:      # MemoryError, a bug: reported; the app and the guests go on
+                self.report_failure(what, e)
             self.refresh_bindings()
-        self.run_worker(guarded(), group="lifecycle")
+        self.run_worker(guarded(), group="lifecycle", exit_on_error=False)
 
     def toggle_pause(self, name: str) -> None:
         guest = self.monitor.guest(name)
@@ -210,12 +247,12 @@ class HvtuiApp(App):
                 self.notify(str(e), severity="warning", timeout=2)
                 return
             except Exception as e:
-                self.report_exception(e, "send keys")
+                self.report_failure("send input", e)
                 return
-            if taken < len(data):
+            if taken < len(data):       # its input queue is full: the guest is not reading
                 self.bell()
-                self.notify(f"{name}: its input queue is full; {len(data) - taken} byte(s) not sent",
-                            severity="warning", timeout=2)
+                self.notify(f"{name} is not reading its input: {len(data) - taken} byte(s) dropped",
+                            severity="warning", timeout=3)
         task = asyncio.get_running_loop().create_task(send())
         self._key_tasks.add(task)
         task.add_done_callback(self._key_tasks.discard)
@@ -229,7 +266,7 @@ class HvtuiApp(App):
                 self.bell()
                 self.notify(str(e), severity="warning", timeout=2)
             except Exception as e:
-                self.report_exception(e, "send keys")
+                self.report_failure("send keys", e)
         task = asyncio.get_running_loop().create_task(send())
         self._key_tasks.add(task)
         task.add_done_callback(self._key_tasks.discard)
@@ -281,9 +318,19 @@ class HvtuiApp(App):
                 self.restore_snapshot(*answer)
         self.push_screen(RestoreScreen(self.config.snapshots), answered)
 
-    def restore_snapshot(self, path: str | os.PathLike, name: str | None = None) -> None:
-        """A new guest from the snapshot at path (verified first: a bad file creates nothing)."""
+    def restore_snapshot(self, path: str | os.PathLike, name: str | None = None, confirmed_disk: bool = False) -> None:
+        """A new guest from the snapshot at path (verified first: a bad file creates nothing).
+        A snapshot whose guest had a disk is restored only after the user confirms that
+        its disk file is opened again (read-write unless it was read-only)."""
         async def restore():
+            if not confirmed_disk:
+                info = await asyncio.to_thread(api.snapshot_info, os.fspath(path))
+                if info["disk"]:
+                    mode = "read-only" if info["disk_readonly"] else "read-write"
+                    self.push_screen(ConfirmScreen(f"{os.path.basename(os.fspath(path))} had the disk "
+                                                   f"{info['disk']}: restore opens it {mode}. Restore?"),
+                                     lambda yes: yes and self.restore_snapshot(path, name, confirmed_disk=True))
+                    return
             guest = await self.monitor.restore(os.path.abspath(os.fspath(path)), name=name)
             self.select_guest(guest.name)
             self.notify(f"{guest.name} restored from {os.fspath(path)}", title="Restore", timeout=6)
@@ -310,8 +357,10 @@ class HvtuiApp(App):
                 made = [n for n in names if self.monitor.guest(n) is not None]
                 if made:
                     self.select_guest(made[0])
+            disk = clones[0].spec.disk if clones else None
+            shared = f"; they read its disk {disk} read-only (one writer only)" if disk else ""
             self.notify(f"{name} cloned {len(clones)} time(s): {', '.join(g.name for g in clones)} "
-                        f"(from {target})", title="Clone", timeout=8)
+                        f"(from {target}){shared}", title="Clone", timeout=8)
         self._run(clone(), f"clone {name}")
 
     def select_guest(self, name: str) -> None:
@@ -393,7 +442,8 @@ class HvtuiApp(App):
         console = [(key_label(self.config.detach_key), "detach")]
         console += [(f"{prefix} {prefix if k == 'prefix' else k}", what) for k, what in PREFIX_COMMANDS]
         console.append(("other keys", "go to the guest (Ctrl+letter, arrows, F1-F12; on VGA as PS/2 scancodes)"))
-        console.append(("ctrl+q", "quit hvtui at once, anywhere (embedded: live guests are killed)"))
+        console.append(("ctrl+q", "on the dashboard: quit (asks while an embedded monitor's guests live); "
+                                  "in a console: the guest's"))
         self.push_screen(HelpScreen(dashboard, console))
 
     def keymap_key(self, binding_id: str | None, default: str) -> str:
@@ -402,6 +452,10 @@ class HvtuiApp(App):
     # ---- command palette ----
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
+        for command in self._system_commands():
+            yield command._replace(callback=self.guarded(command.title.lower(), command.callback))
+
+    def _system_commands(self) -> Iterable[SystemCommand]:
         yield SystemCommand("New guest", "Create a guest (image, memory, vCPUs, name)", self.ask_new_guest)
         yield SystemCommand("Help", "Every key of the dashboard and the console", self.show_help)
         yield SystemCommand("Restore a snapshot", f"Pick a snapshot file ({self.config.snapshots} or any "
@@ -440,8 +494,9 @@ class HvtuiApp(App):
                                     discover=False)
 
     def check_action(self, action: str, parameters) -> bool | None:
-        # on a console, Ctrl+P belongs to the guest
-        if action == "command_palette" and isinstance(self.screen, ConsoleScreen):
+        # on a console, every key but its detach and prefix keys belongs to the guest:
+        # Ctrl+P (the palette), Ctrl+Q (quit) and the like reach it as bytes
+        if action in ("command_palette", "quit", "help_quit") and isinstance(self.screen, ConsoleScreen):
             return False
         return True
 
@@ -460,7 +515,8 @@ def run_tui(args) -> int:
         app = HvtuiApp(specs=specs, config=config)
     else:
         from hvtui import client
-        started = client.ensure_server(vcpu_nice=config.vcpu_nice, console_nice=config.console_nice)
+        started = client.ensure_server(vcpu_nice=config.vcpu_nice, console_nice=config.console_nice,
+                                       log_max_bytes=config.log_max_bytes, log_keep=config.log_keep)
         app = HvtuiApp(specs=specs if specs is not None else (DEFAULT_FLEET if started else ()),
                        config=config, monitor=client.RemoteMonitor(client.socket_path()))
     app.run()

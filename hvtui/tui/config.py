@@ -13,6 +13,9 @@ The config file lives at $XDG_CONFIG_HOME/hvtui/config.toml (~/.config/hvtui/con
     lines = 24
     [keymap]                               # binding id = key(s), as Textual's keymap
     pause = "space"
+    [logs]
+    max_mib = 64                           # cap of each console log; past it, it rotates
+    keep = 2                               # rotated logs kept (NAME.log.1, NAME.log.2)
 
 A fleet file names the guests `hvtui --fleet FILE.toml` starts:
 
@@ -22,14 +25,16 @@ A fleet file names the guests `hvtui --fleet FILE.toml` starts:
     memory = 64           # MiB, optional
     vcpus = 1             # optional
     cmdline = "..."       # optional
+    overcommit = true     # optional: start it even if the host cannot promise its RAM
 """
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hvtui import paths
+from hvtui import logs, paths
 from hvtui.api import Boot, GuestSpec
 from hvtui.errors import ConfigError
 
@@ -41,7 +46,7 @@ DEFAULT_FLEET = (
 )
 
 GUEST_KEYS = {"image": str, "name": str, "memory": int, "vcpus": int, "cmdline": str, "append": str,
-              "initrd": (str, list), "exit_code": str, "watchdog": (int, float)}
+              "initrd": (str, list), "exit_code": str, "watchdog": (int, float), "overcommit": bool}
 
 
 @dataclass
@@ -55,6 +60,8 @@ class Config:
     vcpu_nice: int = 19             # niceness of guests' vCPU threads: the UI stays responsive
     console_nice: int = 10          # ... and of the guest whose console is open
     snapshot_dir: Path | None = None   # None: default_snapshot_dir()
+    log_max_bytes: int = logs.DEFAULT_MAX_BYTES   # each console log, before it rotates
+    log_keep: int = logs.DEFAULT_KEEP              # rotated console logs kept
     path: Path | None = None
 
     @property
@@ -82,13 +89,17 @@ def _read_toml(path: Path, what: str) -> dict:
             return tomllib.load(f)
     except FileNotFoundError:
         raise ConfigError(f"{what} {path}: no such file") from None
-    except (OSError, tomllib.TOMLDecodeError) as e:
-        raise ConfigError(f"{what} {path}: {e}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{what} {path}: is a directory") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{what} {path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})") from None
+    except (OSError, ValueError) as e:      # TOMLDecodeError is a ValueError
+        raise ConfigError(f"{what} {path}: {getattr(e, 'strerror', None) or e}") from None
 
 
 def _expect(value, kind, where: str):
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise ConfigError(f"{where}: expected {getattr(kind, '__name__', 'a number')}, got {value!r}")
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise ConfigError(f"{where}: expected {getattr(kind, '__name__', 'a number')}, got {str(value)[:60]!r}")
     return value
 
 
@@ -117,6 +128,12 @@ def load_config(path: str | Path | None = None) -> Config:
         cfg.snapshot_dir = Path(_expect(data["snapshot_dir"], str, f"{path}: snapshot_dir")).expanduser()
     keymap = _expect(data.get("keymap", {}), dict, f"{path}: [keymap]")
     cfg.keymap = {str(k): _expect(v, str, f"{path}: keymap.{k}") for k, v in keymap.items()}
+    log_table = _expect(data.get("logs", {}), dict, f"{path}: [logs]")
+    max_mib = _expect(log_table.get("max_mib", cfg.log_max_bytes >> 20), int, f"{path}: logs.max_mib")
+    keep = _expect(log_table.get("keep", cfg.log_keep), int, f"{path}: logs.keep")
+    if not (1 <= max_mib <= 1 << 20 and 0 <= keep <= 100):
+        raise ConfigError(f"{path}: logs.max_mib must be 1..1048576 and logs.keep 0..100")
+    cfg.log_max_bytes, cfg.log_keep = max_mib << 20, keep
     return cfg
 
 
@@ -130,6 +147,8 @@ def load_fleet(path: str | Path) -> list[GuestSpec]:
     specs, names = [], set()
     for i, g in enumerate(guests, 1):
         where = f"fleet file {path}: guest {i}"
+        if not isinstance(g, dict):
+            raise ConfigError(f"{where}: expected a [[guest]] table, got {str(g)[:40]!r}")
         unknown = set(g) - set(GUEST_KEYS)
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} "
@@ -151,8 +170,14 @@ def load_fleet(path: str | Path) -> list[GuestSpec]:
             raise ConfigError(f"{where}: initrd must be a string or a list of strings")
         if g.get("exit_code", "hvtui") not in ("hvtui", "qemu"):
             raise ConfigError(f"{where}: exit_code must be \"hvtui\" or \"qemu\"")
+        watchdog = float(g.get("watchdog", 0.0))
+        if not math.isfinite(watchdog) or watchdog < 0:
+            raise ConfigError(f"{where}: watchdog must be a finite number of seconds from 0, not {watchdog}")
+        for key in ("memory", "vcpus"):
+            if key in g and g[key] < 1:
+                raise ConfigError(f"{where}: {key} must be at least 1, not {g[key]}")
         specs.append(GuestSpec(image=g["image"], name=name, memory_mib=g.get("memory", 64),
-                               vcpus=g.get("vcpus", 1), watchdog_s=float(g.get("watchdog", 0.0)),
+                               vcpus=g.get("vcpus", 1), watchdog_s=watchdog, overcommit=g.get("overcommit", False),
                                boot=Boot(cmdline=g.get("append", g.get("cmdline")), initrd=tuple(initrd),
                                          exit_code=g.get("exit_code", "hvtui"))))
     return specs

@@ -99,13 +99,15 @@ class Board:
             data, self._hvc_out = bytes(self._hvc_out), bytearray()
         return data
 
-    def push_hvc_input(self, data: bytes) -> None:
-        """Host input for the virtio-console (held until the guest posts receive buffers)."""
+    def push_hvc_input(self, data: bytes) -> int:
+        """Host input for the virtio-console (held until the guest posts receive buffers, at
+        most its INPUT_LIMIT); returns how many bytes it took."""
         transport = self.paravirt.transports[1]
         with transport.lock:
-            self.hvc.feed(data)
+            taken = self.hvc.feed(data)
         self.paravirt.kick(transport, RECEIVEQ)
         self.vm.wake_idle()
+        return taken
 
     def virtio_devices(self) -> list[tuple[int, int]]:
         """(MMIO base, IRQ) of each virtio-mmio slot that holds a device."""
@@ -113,8 +115,14 @@ class Board:
                 for i, t in enumerate(self.paravirt.transports) if t.device is not None]
 
     def device_failures(self) -> list[str]:
-        """Why any virtio device asked for a reset (a guest that handed it a bad ring)."""
-        return [f"virtio slot {i}: {why}" for i, t in enumerate(self.paravirt.transports) for why in t.failures]
+        """Why any virtio device asked for a reset (a guest that handed it a bad ring): the
+        latest reasons each transport keeps, and how many more there were."""
+        out = []
+        for i, t in enumerate(self.paravirt.transports):
+            out += [f"virtio slot {i}: {why}" for why in t.failures]
+            if t.failure_count > len(t.failures):
+                out.append(f"virtio slot {i}: {t.failure_count - len(t.failures)} earlier failure(s)")
+        return out
 
     def start(self, name: str) -> None:
         self.paravirt.start(name)

@@ -190,7 +190,7 @@ class Vm:
         s = ffi.new("struct hv_uart_stats *")
         lib.hv_uart_get_stats(self.ptr, s)
         return {"tx_bytes": s.tx_bytes, "rx_bytes": s.rx_bytes,
-                "rx_overruns": s.rx_overruns, "console_dropped": s.console_dropped}
+                "rx_overruns": s.rx_overruns, "console_dropped": s.console_dropped, "rx_pending": s.rx_pending}
 
     # ---- snapshot state: the in-kernel irqchip, PIT and clock, and the devices kept in C ----
     IRQCHIPS = ("KVM_IRQCHIP_PIC_MASTER", "KVM_IRQCHIP_PIC_SLAVE", "KVM_IRQCHIP_IOAPIC")

@@ -18,11 +18,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-import psutil
-
 from hvtui._core import ffi, lib
 from hvtui.errors import ConfigError, DeviceError, GuestMemoryError, HvError, ImageError, SnapshotError, StateError
-from hvtui.vmm import boot, cpu, layout, snapshot
+from hvtui.vmm import admission, boot, cpu, firmware, layout, snapshot
 from hvtui.vmm.boot import pc
 from hvtui.vmm.board import PYDEV_PORT, Board
 from hvtui.vmm.devices.bus import Bus
@@ -59,6 +57,7 @@ class MachineConfig:
     exit_code_style: str = "hvtui"  # "qemu": a debug-exit write of v means status (v << 1) | 1
     disk: str | None = None         # host file behind virtio-blk and the emulated ATA disk
     disk_readonly: bool = False
+    overcommit: bool = False        # admit its RAM even when the host cannot promise it (admission.py)
 
 
 @dataclass
@@ -98,15 +97,12 @@ def validate(config: MachineConfig, kvm: Kvm) -> None:
         raise ConfigError(f"invalid guest name {config.name!r}: 1-64 characters, no '/'")
     if config.memory_mib < MIN_MEMORY_MIB:
         raise ConfigError(f"memory must be at least {MIN_MEMORY_MIB} MiB (got {config.memory_mib})")
-    free_mib = psutil.virtual_memory().available >> 20
-    if config.memory_mib > free_mib:
-        raise ConfigError(f"{config.memory_mib} MiB of guest memory is more than the host has free "
-                          f"({free_mib} MiB available)")
     if layout.mapped_gib(config.memory_mib << 20) > layout.MAX_MAPPED_GIB:
         raise ConfigError(f"memory above {layout.MAX_MAPPED_GIB - 2} GiB is not supported")
-    limit = min(kvm.max_vcpus, layout.MAX_VCPUS_LAYOUT)
+    limit = min(kvm.max_vcpus, layout.MAX_VCPUS_LAYOUT, firmware.MAX_VCPUS)
     if not 1 <= config.vcpus <= limit:
-        raise ConfigError(f"vCPUs must be between 1 and {limit} (KVM's limit here), got {config.vcpus}")
+        raise ConfigError(f"vCPUs must be between 1 and {limit} (KVM allows {kvm.max_vcpus}, a PC's APIC IDs "
+                          f"{firmware.MAX_VCPUS}), got {config.vcpus}")
     if len(config.cmdline.encode()) > layout.CMDLINE_MAX:
         raise ConfigError(f"command line longer than {layout.CMDLINE_MAX} bytes")
     if config.exit_code_style not in EXIT_CODE_STYLES:
@@ -116,15 +112,20 @@ def validate(config: MachineConfig, kvm: Kvm) -> None:
 EXIT_CODE_STYLES = ("hvtui", "qemu")
 
 
-def read_modules(specs: list[str]) -> list[boot.Module]:
-    """Each "FILE" or "FILE ARGS" read whole; the module's string is the spec as given."""
-    modules = []
+def read_modules(specs: list[str], ram: int | None = None) -> list[boot.Module]:
+    """Each "FILE" or "FILE ARGS" read whole; the module's string is the spec as given.
+    Their sizes are checked first: together they must fit in ram (none is read otherwise)."""
+    paths = []
     for spec in specs:
         path = spec.strip().split(" ", 1)[0]
         if not path:
             raise ImageError("an empty --initrd/module entry")
-        modules.append(boot.Module(path, spec.strip(), boot.read_file(path, "module or initrd")))
-    return modules
+        paths.append(path)
+    total = sum(boot.file_size(p, "module or initrd") for p in paths)
+    if ram is not None and total > ram:
+        raise ImageError(f"{', '.join(paths)}: the initrd/modules take {total >> 20} MiB, which does not fit in "
+                         f"guest RAM ({ram >> 20} MiB)")
+    return [boot.Module(p, spec.strip(), boot.read_file(p, "module or initrd")) for p, spec in zip(paths, specs)]
 
 
 class Machine:
@@ -137,6 +138,8 @@ class Machine:
         self.on_event = on_event or (lambda machine, event, info: None)
         self.kvm = kvm or Kvm.get()
         validate(config, self.kvm)
+        admission.admit(id(self), config.name, config.memory_mib << 20,
+                        lambda: self.vm.resident_bytes() if self.vm is not None else 0, config.overcommit)
         self.state = State.CREATED
         self.exit_code: int | None = None
         self.stop_reason = ""
@@ -176,7 +179,7 @@ class Machine:
         cfg = self.config
         image = boot.read_file(cfg.image)
         protocol = boot.detect(cfg.image, image)
-        modules = read_modules(cfg.initrd)
+        modules = read_modules(cfg.initrd, cfg.memory_mib << 20)
         ram = cfg.memory_mib << 20
         low, high = layout.split_ram(ram)
         self.vm = VmPool.for_kvm(self.kvm).take()
@@ -588,13 +591,14 @@ class Machine:
 
     @classmethod
     def from_snapshot(cls, snap: snapshot.Snapshot, name: str | None = None, on_event=None,
-                      kvm: Kvm | None = None) -> Machine:
-        """A new `created` machine continuing a verified snapshot (a clone under another name)."""
+                      kvm: Kvm | None = None, **overrides) -> Machine:
+        """A new `created` machine continuing a verified snapshot (a clone under another name);
+        overrides replace fields of its saved configuration (another disk file, say)."""
         kvm = kvm or Kvm.get()
         snap.check_host(kvm)
         known = {f.name for f in dataclasses.fields(MachineConfig)}
         saved = {k: v for k, v in snap.config.items() if k in known}
-        config = MachineConfig(**{**saved, "name": name or saved["name"]})
+        config = MachineConfig(**{**saved, "name": name or saved["name"], **overrides})
         return cls(config, on_event, kvm, snapshot=snap)
 
     def save_state(self) -> dict:
@@ -633,7 +637,9 @@ class Machine:
         self._add_vcpus()
         try:
             self.restore_state(snap.state["machine"])
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError, OverflowError, IndexError, AttributeError) as e:
+            raise SnapshotError(f"{snap.path}: state does not fit this machine: {e}") from None
+        except SnapshotError as e:
             raise SnapshotError(f"{snap.path}: state does not fit this machine: {e}") from None
 
     def config_dict(self) -> dict:
@@ -723,3 +729,4 @@ class Machine:
         if self.vm is not None:
             self.vm.destroy()
             self.vm = None
+        admission.release(id(self))

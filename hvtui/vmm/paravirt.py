@@ -37,7 +37,7 @@ class Paravirt:
         self._stop = False
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._kicks: list[tuple[VirtioMmio, int]] = []
+        self._kicks: dict[tuple[VirtioMmio, int], None] = {}   # queues to look at, each once
 
     def add(self, index: int, device) -> VirtioMmio:
         """Put device (or None: an empty slot) in slot index; returns its transport."""
@@ -58,7 +58,7 @@ class Paravirt:
     def kick(self, transport: VirtioMmio, queue: int) -> None:
         """Have the worker service a queue (host-side input arrived for it)."""
         with self._lock:
-            self._kicks.append((transport, queue))
+            self._kicks[(transport, queue)] = None
         os.eventfd_write(self._wake, 1)
 
     @contextlib.contextmanager
@@ -75,7 +75,7 @@ class Paravirt:
         requests whose notify went to the eventfds of the machine it was saved from."""
         for t in self.transports:
             for q in range(len(t.queues)):
-                self._kicks.append((t, q))
+                self._kicks[(t, q)] = None
         if self._kicks:
             os.eventfd_write(self._wake, 1)
         if self._notify and self._thread is None:
@@ -94,7 +94,7 @@ class Paravirt:
                     continue
                 if fd == self._wake:
                     with self._lock:
-                        kicks, self._kicks = self._kicks, []
+                        kicks, self._kicks = list(self._kicks), {}
                     for transport, queue in kicks:
                         transport.notify(queue)
                 else:

@@ -12,10 +12,14 @@ Layout, every offset from the start of the file:
                written pages as (first page, page count) little-endian u64 pairs
 
 The header holds the SHA-256 of the state section and of the page map and a CRC32 of
-the written pages in run order. A file is verified (magic, version, exact length, all
-three checksums, holes really empty) before anything is created from it. It is written
-under a temporary name in the same directory, fsynced and renamed over the target, so a
-crash mid-write leaves the previous file (or none), never a torn one.
+the written pages in run order. A file is verified (magic, version, exact length, each
+section no larger than the format allows, all three checksums, holes really empty) and
+its state held to a schema (snapshot_schema.py: types, ranges, sizes, depth) before
+anything is created from it. It is written as an unnamed file in the same directory
+(O_TMPFILE: a process killed mid-save leaves nothing behind), fsynced, then linked under
+a temporary name and renamed over the target, so a crash mid-write leaves the previous
+file (or none), never a torn one. A full disk fails the save with one line; the previous
+file stays as it was.
 """
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ import hashlib
 import json
 import mmap
 import os
+import stat
 import struct
 import time
 import zlib
@@ -34,6 +39,8 @@ from dataclasses import dataclass, field
 
 from hvtui._core import ffi, lib
 from hvtui.errors import KvmError, SnapshotError
+from hvtui.vmm import layout, snapshot_schema
+from hvtui.vmm.snapshot_schema import MAX_STATE_BYTES, SchemaError
 
 MAGIC = b"HVTSNAP\0"
 VERSION = 1
@@ -45,6 +52,8 @@ HEADER_CRC_AT = HEADER.size - 4
 MAP_REGION = struct.Struct("<IIQQQ")   # slot, runs, gpa, size, offset in the memory section
 STALL_ENV = "HVTUI_TEST_SNAPSHOT_STALL"  # tests: seconds to sleep with the file half written
 TMP_MARK = ".hvtui-tmp-"
+MAX_MEMORY_BYTES = 128 << 30     # more guest RAM than any machine hvtui builds (layout.MAX_MAPPED_GIB)
+MAX_REGIONS = 2                  # RAM below the MMIO hole, and above 4 GiB
 
 
 @dataclass
@@ -141,14 +150,14 @@ def write(path: str, machine) -> dict:
         "machine": machine.save_state(),
     }
     state_bytes = json.dumps(_encode(state), separators=(",", ":")).encode()
+    if len(state_bytes) > MAX_STATE_BYTES:
+        raise SnapshotError(f"{path}: the machine's state is {len(state_bytes)} bytes, more than the "
+                            f"format's {MAX_STATE_BYTES}")
     regions = machine.ram_regions()      # (slot, gpa, size, host memoryview, hint runs)
     mem_off = _page_up(PAGE + len(state_bytes))
     mem_len = sum(r[2] for r in regions)
     tmp = os.path.join(directory, f".{base}{TMP_MARK}{os.getpid()}-{os.urandom(4).hex()}")
-    try:
-        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-    except OSError as e:
-        raise SnapshotError(f"{path}: cannot create the snapshot file: {e.strerror}") from None
+    fd, named = _create_unnamed(directory, tmp, path)
     try:
         os.pwrite(fd, state_bytes, PAGE)
         os.ftruncate(fd, mem_off + mem_len)
@@ -175,6 +184,9 @@ def write(path: str, machine) -> dict:
         os.fsync(fd)
         file_size = os.fstat(fd).st_size
         allocated = os.fstat(fd).st_blocks * 512
+        if not named:      # give the unnamed file its temporary name only now it is whole
+            _link_fd(fd, tmp)
+            named = True
         os.close(fd)
         fd = -1
         os.rename(tmp, path)
@@ -182,32 +194,69 @@ def write(path: str, machine) -> dict:
     except BaseException as e:
         if fd >= 0:
             os.close(fd)
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        if named:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
         if isinstance(e, OSError):
-            raise SnapshotError(f"{path}: writing the snapshot failed: {e.strerror or e}") from None
+            raise _write_error(path, directory, e) from None
         raise
     return {"path": path, "file_size": file_size, "allocated_bytes": allocated,
             "data_bytes": data_pages * PAGE, "memory_bytes": mem_len,
             "console_offset": machine.console_offset(), "save_ms": (time.perf_counter() - t0) * 1e3}
 
 
+def _create_unnamed(directory: str, tmp: str, path: str) -> tuple[int, bool]:
+    """(fd, named): an unnamed file in directory (O_TMPFILE), which vanishes by itself if
+    this process dies before it is linked; where the filesystem cannot, a file at tmp."""
+    try:
+        return os.open(directory, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o666), False
+    except OSError as e:
+        if e.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT):
+            raise SnapshotError(f"{path}: cannot create the snapshot file: {e.strerror}") from None
+    try:
+        return os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666), True
+    except OSError as e:
+        raise SnapshotError(f"{path}: cannot create the snapshot file: {e.strerror}") from None
+
+
+def _link_fd(fd: int, name: str) -> None:
+    """Give an O_TMPFILE file a name (linkat through /proc with AT_SYMLINK_FOLLOW)."""
+    root = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.link(f"/proc/self/fd/{fd}", name, src_dir_fd=root, follow_symlinks=True)
+    finally:
+        os.close(root)
+
+
+def _write_error(path: str, directory: str, e: OSError) -> SnapshotError:
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        what = "no space left on device" if e.errno == errno.ENOSPC else "disk quota exceeded"
+        return SnapshotError(f"{path}: {what} (in {directory}); the snapshot was not saved"
+                             + (" and the previous file is intact" if os.path.exists(path) else ""))
+    return SnapshotError(f"{path}: writing the snapshot failed: {e.strerror or e}")
+
+
 def _save_ram(machine, slot: int, fd: int, file_off: int, hint) -> array.array:
-    """The runs of non-zero pages of one slot, written to fd at file_off (C: no Python per page)."""
+    """The runs of non-zero pages of one slot, written to fd at file_off (C: no Python per page).
+    The C core says -E2BIG when runs[] is too small: it grows, up to the most runs a slot can
+    have (every other page). Any other failure is the file's (ENOSPC: a full disk), an OSError."""
     hint_c = ffi.new("uint64_t[]", list(hint)) if hint else ffi.NULL
-    room = 1024
+    most = machine.memory.regions[slot].size // PAGE // 2 + 1
+    room = min(1024, most)
     while True:
         runs = ffi.new("uint64_t[]", 2 * room)
         pages = ffi.new("uint64_t *")
         n = lib.hv_vm_save_ram(machine.vm.ptr, slot, fd, file_off, hint_c, len(hint) // 2 if hint else 0,
                                runs, room, pages)
-        if n == -errno.ENOSPC:
-            room *= 16
+        if n == -errno.E2BIG and room < most:
+            room = min(room * 16, most)
             continue
+        if n == -errno.E2BIG:
+            raise KvmError(ffi.string(lib.hv_last_op()).decode(), -n, f"RAM slot {slot}: {room} runs")
         if n < 0:
-            raise KvmError(ffi.string(lib.hv_last_op()).decode(), -n, f"RAM slot {slot}")
+            raise OSError(-n, f"{os.strerror(-n)} ({ffi.string(lib.hv_last_op()).decode()})")
         return array.array("Q", bytes(ffi.buffer(runs, 16 * n)))
 
 
@@ -240,10 +289,13 @@ def open_snapshot(path: str, kvm=None) -> Snapshot:
     """Open and verify a snapshot (and, given kvm, that this host's CPU matches). Nothing
     is created and the file is opened read-only. Raises SnapshotError naming what is wrong."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as e:
         raise SnapshotError(f"{path}: cannot open the snapshot: {e.strerror}") from None
     try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise SnapshotError(f"{path}: {_file_kind(mode)}, not a snapshot file")
         snap = _verify(path, fd)
         if kvm is not None:
             snap.check_host(kvm)
@@ -259,13 +311,23 @@ def verify(path: str, kvm=None) -> dict:
         return describe(snap)
 
 
+def _file_kind(mode: int) -> str:
+    for test, what in ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return f"is {what}"
+    return "is not a regular file"
+
+
 def describe(snap: Snapshot) -> dict:
     cfg, m = snap.config, snap.state["machine"]
     return {
         "path": snap.path, "format": snap.state["format"], "created": snap.state["created"],
         "kvm": snap.state["kvm"], "cpuid_fingerprint": snap.state["cpuid_fingerprint"],
         "name": cfg["name"], "image": cfg["image"], "memory_mib": cfg["memory_mib"],
-        "vcpus": cfg["vcpus"], "cmdline": cfg["cmdline"],
+        "vcpus": cfg["vcpus"], "cmdline": cfg.get("cmdline", ""), "initrd": cfg.get("initrd", []),
+        "disk": cfg.get("disk"), "disk_readonly": bool(cfg.get("disk_readonly")),
         "rip": [_rip(v["regs"]) for v in m["vcpus"]],
         "devices": sorted(m["devices"]) + ["uart", "i8042"],
         "file_size": snap.size, "allocated_bytes": snap.allocated_bytes(), "data_bytes": snap.data_bytes,
@@ -311,6 +373,13 @@ def _verify(path: str, fd: int) -> Snapshot:
     if (state_off != PAGE or mem_off % PAGE or mem_off < state_off + state_len
             or map_off != mem_off + mem_len or mem_len % PAGE):
         raise _bad(path, "section offsets are inconsistent")
+    # nothing is read that the format does not allow (a header may claim gigabytes)
+    if not 0 < state_len <= MAX_STATE_BYTES:
+        raise _bad(path, f"state section of {state_len} bytes (the format allows 1..{MAX_STATE_BYTES})")
+    if mem_len > MAX_MEMORY_BYTES or mem_off != _page_up(state_off + state_len):
+        raise _bad(path, "memory section misplaced or larger than any guest")
+    if map_len > _max_map_len(mem_len):
+        raise _bad(path, f"page map of {map_len} bytes, more than {mem_len >> 20} MiB of memory can need")
     if size != map_off + map_len:
         what = "truncated" if size < map_off + map_len else "longer than its sections"
         raise _bad(path, f"{what} ({size} bytes, the header says {map_off + map_len})")
@@ -321,7 +390,16 @@ def _verify(path: str, fd: int) -> Snapshot:
     if hashlib.sha256(map_bytes).digest() != map_sum:
         raise _bad(path, "page map checksum mismatch")
     try:
-        state = json.loads(state_bytes, object_hook=_decode_hook)
+        state = json.loads(state_bytes, object_hook=_decode_hook, parse_constant=_no_constant)
+    except RecursionError:
+        raise _bad(path, "the state section is nested too deeply") from None
+    except (ValueError, TypeError) as e:
+        raise _bad(path, f"the state section is not valid JSON ({str(e)[:120]})") from None
+    try:
+        snapshot_schema.check_state(state, VERSION)
+    except SchemaError as e:
+        raise _bad(path, str(e)[:200]) from None
+    try:
         regions = _parse_map(map_bytes, mem_len)
         _check_state(state, regions)
     except (ValueError, KeyError, TypeError, struct.error) as e:
@@ -329,6 +407,17 @@ def _verify(path: str, fd: int) -> Snapshot:
     if mem_len:
         _check_memory(path, fd, mem_off, mem_len, regions, mem_crc)
     return Snapshot(path=path, fd=fd, size=size, mem_off=mem_off, state=state, regions=regions)
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number a snapshot holds")
+
+
+def _max_map_len(mem_len: int) -> int:
+    """The largest page map mem_len bytes of RAM can have: every region's record, and at
+    most one run for every other page."""
+    pages = mem_len // PAGE
+    return MAX_REGIONS * MAP_REGION.size + 16 * (pages // 2 + MAX_REGIONS)
 
 
 def _parse_map(map_bytes: bytes, mem_len: int) -> list[Region]:
@@ -349,6 +438,8 @@ def _parse_map(map_bytes: bytes, mem_len: int) -> list[Region]:
             end = first + count
         regions.append(Region(slot, gpa, size, offset, runs))
         expect_offset += size
+        if len(regions) > MAX_REGIONS or slot >= MAX_REGIONS:
+            raise ValueError(f"more than {MAX_REGIONS} RAM regions, or slot {slot}")
     if expect_offset != mem_len:
         raise ValueError("the page map does not cover the memory section")
     return regions
@@ -362,8 +453,10 @@ def _check_state(state: dict, regions: list[Region]) -> None:
         raise ValueError("memory regions do not add up to the configured RAM")
     if len(m["vcpus"]) != int(cfg["vcpus"]) or not m["vcpus"]:
         raise ValueError("vCPU count differs from the configuration")
-    for key in ("irqchip", "pit2", "clock", "uart", "i8042"):
-        m["vm"][key]
+    low, high = layout.split_ram(int(cfg["memory_mib"]) << 20)
+    want = [(0, 0, low)] + ([(1, layout.HIGH_RAM_START, high)] if high else [])
+    if [(r.slot, r.gpa, r.size) for r in regions] != want:
+        raise ValueError("memory regions are not where this RAM size puts them")
 
 
 def _check_memory(path: str, fd: int, mem_off: int, mem_len: int, regions: list[Region], want: int) -> None:

@@ -16,9 +16,9 @@ def tui(tmp_path, monkeypatch):
     from hvtui.tui.app import HvtuiApp
 
     @contextlib.asynccontextmanager
-    async def run(specs, config=None):
+    async def run(specs, config=None, size=SIZE):
         app = HvtuiApp(specs=specs, config=config, log_dir=tmp_path / "logs", sample_interval=0.2)
-        async with app.run_test(size=SIZE, notifications=True) as pilot:
+        async with app.run_test(size=size, notifications=True) as pilot:
             await wait_until(pilot, lambda: app.fleet_started, what="the fleet")
             await pilot.pause(0.1)
             yield app, pilot

@@ -57,8 +57,9 @@ def tui_command(*args: str) -> str:
 
 def open_tui(tmux: Tmux, session: str, *args: str, config_home) -> None:
     command = f"XDG_CONFIG_HOME={config_home} " + tui_command(*args)
+    # (COLUMNS and LINES from the test's environment would make Textual believe 80x24)
     tmux("-f", "/dev/null", "new-session", "-d", "-s", session, "-x", "120", "-y", "40",
-         "sh", "-c", f"env TERM=xterm-256color {command}; echo hvtui exited with $?; sleep 60")
+         "sh", "-c", f"env -u COLUMNS -u LINES TERM=xterm-256color {command}; echo hvtui exited with $?; sleep 60")
 
 
 def test_hvtui_in_tmux(tmp_path):
@@ -179,11 +180,16 @@ def test_guests_outlive_the_tui_and_every_client_sees_the_same(tmp_path):
 
 
 def test_bench_tui_runs(capsys):
-    """`hvtui bench tui` end to end on a tiny load; its figures are reported, not asserted."""
+    """`hvtui bench tui` end to end on a tiny load: every key it typed reached the guest
+    and came back on screen, the guests ran throughout, and its figures are consistent.
+    How fast is reported, not asserted."""
     import json
 
     from hvtui.cli import main
     assert main(["bench", "tui", "--guests", "2", "--seconds", "1", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["guests"] == 2 and result["keys"] > 0
-    assert {"main_thread_cpu_share", "latency_ms_median", "latency_ms_p99", "kvm"} <= set(result)
+    assert result["guests"] == result["guests_running_at_end"] == 2
+    assert result["keys"] >= 3 and result["keys_missed"] == 0, result
+    assert 0 < result["latency_ms_median"] <= result["latency_ms_p99"] <= result["latency_ms_max"]
+    assert 0 < result["main_thread_cpu_share"] and result["seconds"] >= 1
+    assert result["kvm"] in ("kvm", "kvm_pvm")

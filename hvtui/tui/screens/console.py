@@ -94,10 +94,25 @@ class ConsoleScreen(Screen):
         self.vga.display = False
         self._vga_timer = self.set_interval(VGA_POLL_S, self.poll_vga, pause=True)
         self.attach(self.guest_name, self._preferred(self.guest_name))
+        self.fit_terminal()
 
     def _preferred(self, name: str) -> str:
         guest = self.app.monitor.guest(name)
         return guest.preferred_console if guest is not None else SERIAL
+
+    def on_resize(self) -> None:
+        self.fit_terminal()
+
+    def fit_terminal(self) -> None:
+        """Give the guest's screen the room there is: without its frame when the frame would
+        not fit (80x24), and a window that follows the cursor when it is still too big."""
+        width, height = self.size
+        rows = height - 2                      # the title line and the footer
+        tight = width < self.term.columns + 2 or rows < self.term.lines + 2
+        self.set_class(tight, "-tight")
+        frame = 0 if tight else 2
+        self.term.styles.max_height = max(1, rows - frame)
+        self.term.styles.max_width = max(1, width - frame)
 
     def on_unmount(self) -> None:
         self._detach_stream()

@@ -8,6 +8,7 @@ and a 2 Hz timer; it only reads guests' views.
 from __future__ import annotations
 
 import collections
+import dataclasses
 
 import psutil
 from rich.text import Text
@@ -22,6 +23,9 @@ from hvtui import api
 from hvtui.api import State
 
 REFRESH_S = 0.5
+NARROW = 100        # columns below which the dashboard takes its compact form (80x24 fits)
+NARROW_FOOTER_HIDDEN = {"restore", "clone", "filter", "sort"}     # still keys; listed by ?
+NARROW_FOOTER_WORDS = {"snapshot": "Snap", "remove": "Rm"}
 
 # key action -> the lifecycle actions (hvtui.api) of which one must be allowed; () : any guest
 ALLOWED = {
@@ -77,6 +81,36 @@ class DashboardScreen(Screen):
         yield DetailPanel(id="detail")
         yield Footer(compact=True)      # every key fits in 120 columns
 
+    def on_resize(self) -> None:
+        self.fit_width()
+
+    def fit_width(self) -> None:
+        """The compact form below NARROW columns of the terminal (the app's size: a screen
+        can be asked before its first layout)."""
+        narrow = self.app.size.width < NARROW
+        if narrow != self.has_class("-narrow"):
+            self.set_class(narrow, "-narrow")
+            self.table.set_compact(narrow)
+            self.refresh_bindings()
+            self.refresh_view()
+
+    @property
+    def active_bindings(self):
+        """The footer's keys: on a narrow terminal the less used ones are left out of it
+        (they still work, and ? lists them)."""
+        bindings = super().active_bindings
+        if not self.has_class("-narrow"):
+            return bindings
+        narrow = {}
+        for key, active in bindings.items():
+            action = active.binding.action
+            if action in NARROW_FOOTER_HIDDEN or action in NARROW_FOOTER_WORDS:
+                active = active._replace(binding=dataclasses.replace(
+                    active.binding, show=action not in NARROW_FOOTER_HIDDEN,
+                    description=NARROW_FOOTER_WORDS.get(action, active.binding.description)))
+            narrow[key] = active
+        return narrow
+
     def on_mount(self) -> None:
         psutil.cpu_percent(None)             # prime the host CPU meter
         self.query_one("#filter", Input).display = False
@@ -113,6 +147,7 @@ class DashboardScreen(Screen):
     def refresh_view(self) -> None:
         if not self.visible():
             return
+        self.fit_width()
         guests = self.monitor.guests()
         headers = self.query("#host-header")
         if not headers:
@@ -132,10 +167,17 @@ class DashboardScreen(Screen):
     def header_text(self, guests) -> Text:
         mem = psutil.virtual_memory()
         counts = collections.Counter(g.state for g in guests)
-        t = Text.assemble(("hvtui", "bold"), ("" if self.monitor.embedded else " (monitor)", "dim"), "  host CPU ", (f"{psutil.cpu_percent(None):3.0f}%", "bold"),
-                          f" of {psutil.cpu_count()}  memory ",
-                          (f"{fmt.human_bytes(mem.used)} / {fmt.human_bytes(mem.total)}", "bold"),
-                          f"  guests {len(guests)}: ")
+        monitor = "" if self.monitor.embedded else " (monitor)"
+        if self.has_class("-narrow"):       # 80 columns: the same figures, fewer words
+            t = Text.assemble(("CPU ", "bold"), f"{psutil.cpu_percent(None):.0f}%/{psutil.cpu_count()}  ",
+                              ("mem ", "bold"), f"{fmt.human_bytes(mem.used)}/{fmt.human_bytes(mem.total)}  ",
+                              ("guests ", "bold"), f"{len(guests)}: ")
+        else:
+            t = Text.assemble(("hvtui", "bold"), (monitor, "dim"), "  host CPU ",
+                              (f"{psutil.cpu_percent(None):3.0f}%", "bold"),
+                              f" of {psutil.cpu_count()}  memory ",
+                              (f"{fmt.human_bytes(mem.used)} / {fmt.human_bytes(mem.total)}", "bold"),
+                              f"  guests {len(guests)}: ")
         parts = [(f"{counts[s]} {s.value}", fmt.STATE_STYLES[s]) for s in State if counts[s]]
         for i, p in enumerate(parts):
             if i:

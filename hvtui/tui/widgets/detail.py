@@ -27,7 +27,7 @@ TAIL_LINES = 14
 TAIL_BYTES = 8192
 
 
-def registers_table(regs: list[dict | str]) -> Table:
+def registers_table(regs: list[dict | str], per_line: int = 3) -> Table:
     t = Table.grid(padding=(0, 1))
     t.add_column(style="bold", min_width=6)
     t.add_column()
@@ -37,7 +37,7 @@ def registers_table(regs: list[dict | str]) -> Table:
             continue
         parts = Text()
         for j, (label, key) in enumerate(REGISTERS):
-            if j and j % 3 == 0:
+            if j and j % per_line == 0:
                 parts.append("\n")
             parts.append(f"{label:>6} ", style="cyan")
             value = r.get(key)
@@ -165,8 +165,9 @@ class DetailPanel(Vertical):
         if guest.run > 1:
             title.append(f"  run {guest.run}", style="dim")
         self.query_one("#detail-title", Static).update(title)
+        per_line = 1 if self.screen.has_class("-narrow") else 3      # an 80-column terminal
         self.query_one("#detail-registers", Static).update(
-            Group(Text("Registers", style="bold underline"), registers_table(list(guest.registers))))
+            Group(Text("Registers", style="bold underline"), registers_table(list(guest.registers), per_line)))
         self.query_one("#detail-exits", Static).update(
             Group(Text("Exit reasons", style="bold underline"), exits_bars(guest)))
         self.query_one("#detail-ports", Static).update(

@@ -40,6 +40,9 @@ COLUMNS = [
     Column("uptime", "Uptime", 7, lambda g: g.uptime_s, True),
 ]
 SORTABLE = [c.key for c in COLUMNS if c.key != "spark"]
+# an 80-column terminal: no trend, shorter name and top exit (every column + 2 of padding)
+COMPACT = [Column(c.key, c.label, {"name": 11, "state": 10, "top": 9}.get(c.key, c.width), c.sort_key, c.numeric)
+           for c in COLUMNS if c.key != "spark"]
 
 
 def row_cells(guest) -> list:
@@ -73,10 +76,21 @@ class GuestTable(DataTable):
         self.sort_reverse = False
         self.filter_text = ""
         self.order: list[str] = []
+        self.shown_columns = COLUMNS
 
     def on_mount(self) -> None:
-        for c in COLUMNS:
+        for c in self.shown_columns:
             self.add_column(self._label(c), key=c.key, width=c.width)
+
+    def set_compact(self, compact: bool) -> None:
+        """Fewer, narrower columns (an 80-column terminal), or all of them."""
+        columns = COMPACT if compact else COLUMNS
+        if columns is self.shown_columns:
+            return
+        self.shown_columns = columns
+        self.clear(columns=True)
+        self.on_mount()
+        self.order = []          # rebuilt on the next update
 
     def _label(self, c: Column) -> str:
         if c.key == self.sort_column:
@@ -93,7 +107,7 @@ class GuestTable(DataTable):
         self.sort_column = key
         if reverse is not None:
             self.sort_reverse = reverse
-        for c in COLUMNS:
+        for c in self.shown_columns:
             self.columns[c.key].label = Text(self._label(c))
         self.order = []          # force a rebuild in the new order
         self.refresh()
@@ -108,15 +122,17 @@ class GuestTable(DataTable):
         shown = [g for g in guests if matches(g, self.filter_text)]
         shown.sort(key=col.sort_key, reverse=self.sort_reverse)
         names = [g.name for g in shown]
+        keys = {c.key for c in self.shown_columns}
         if names == self.order:
             for g in shown:
                 for c, cell in zip(COLUMNS, row_cells(g)):
-                    self.update_cell(g.name, c.key, cell)
+                    if c.key in keys:
+                        self.update_cell(g.name, c.key, cell)
             return
         keep = self.selected
         self.clear()
         for g in shown:
-            self.add_row(*row_cells(g), key=g.name)
+            self.add_row(*[cell for c, cell in zip(COLUMNS, row_cells(g)) if c.key in keys], key=g.name)
         self.order = names
         if keep in names:
             self.move_cursor(row=names.index(keep), animate=False)

@@ -3,6 +3,11 @@
 Bytes go into pyte as they arrive; the widget repaints at most ~30 times a second and
 only the lines pyte marked dirty (plus the cursor's old and new line). Each line becomes
 a Strip of runs of equally styled cells, cached until pyte dirties it again.
+
+The guest's screen keeps its size (80x24 unless configured) whatever the terminal's: when
+the widget is given less room (an 80x24 terminal has 22 rows for it), it shows the part
+of the guest's screen around the cursor and follows it, so the line being typed on is
+always in view.
 key_to_bytes turns Textual keys into what a VT100/xterm sends, honouring application
 cursor mode (DECCKM) for the arrows.
 """
@@ -101,6 +106,8 @@ class Terminal(Widget, can_focus=True):
         self.repaints = 0            # flushes done (for tests and the benchmark)
         self.on_paint = None         # called with a row's index when it is rendered anew
         self.lines_repainted = 0     # lines marked for repaint over all flushes
+        self.top = 0                 # first guest row shown (when fewer rows fit than it has)
+        self.left = 0                # first guest column shown
 
     # ---- size ----
     def get_content_width(self, container, viewport) -> int:
@@ -124,6 +131,36 @@ class Terminal(Widget, can_focus=True):
     def reset(self) -> None:
         self.pyte_screen.reset()
         self._cache.clear()
+        self.top = self.left = 0
+        self.refresh()
+
+    # ---- the window on the guest's screen ----
+    @property
+    def view_size(self) -> tuple[int, int]:
+        """(columns, rows) of the guest's screen the widget has room to show."""
+        w, h = self.size
+        return (min(self.columns, w) if w else self.columns), (min(self.lines, h) if h else self.lines)
+
+    def follow_cursor(self) -> bool:
+        """Move the window so that the cursor is inside it; True if it moved."""
+        w, h = self.view_size
+        cursor = self.pyte_screen.cursor
+        top, left = self.top, self.left
+        if cursor.y < top:
+            top = cursor.y
+        elif cursor.y >= top + h:
+            top = cursor.y - h + 1
+        if cursor.x < left:
+            left = cursor.x
+        elif cursor.x >= left + w:
+            left = cursor.x - w + 1
+        top, left = max(0, min(top, self.lines - h)), max(0, min(left, self.columns - w))
+        moved = (top, left) != (self.top, self.left)
+        self.top, self.left = top, left
+        return moved
+
+    def on_resize(self) -> None:
+        self.follow_cursor()
         self.refresh()
 
     def feed(self, data: bytes) -> None:
@@ -155,9 +192,13 @@ class Terminal(Widget, can_focus=True):
             self._cache.pop(y, None)
         self.repaints += 1
         self.lines_repainted += len(dirty)
-        # refresh runs of consecutive lines, one region each
+        if self.follow_cursor():        # the window moved: every row shown is another one
+            self.refresh()
+            return
+        # refresh runs of consecutive lines (as shown in the window), one region each
+        shown = [y - self.top for y in dirty if 0 <= y - self.top < self.view_size[1]]
         start = prev = None
-        for y in dirty + [None]:
+        for y in shown + [None]:
             if start is not None and (y is None or y != prev + 1):
                 self.refresh(Region(0, start, self.columns, prev - start + 1))
                 start = None
@@ -173,14 +214,18 @@ class Terminal(Widget, can_focus=True):
         self.on_focus()
 
     def render_line(self, y: int) -> Strip:
-        if y >= self.lines:
+        """Widget line y: guest row top + y, columns left.. as wide as the widget."""
+        row = y + self.top
+        if row >= self.lines:
             return Strip.blank(self.size.width, self.rich_style)
-        strip = self._cache.get(y)
+        strip = self._cache.get(row)
         if strip is None:
-            strip = self._render_row(y)
-            self._cache[y] = strip
+            strip = self._render_row(row)
+            self._cache[row] = strip
             if self.on_paint is not None:
-                self.on_paint(y)
+                self.on_paint(row)
+        if self.left or self.size.width < self.columns:
+            return strip.crop(self.left, self.left + self.view_size[0])
         return strip
 
     def _render_row(self, y: int) -> Strip:

@@ -14,6 +14,7 @@ PVH entry note, then the tiny guests' own ELF64 ABI (hvelf).
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 
 from hvtui.errors import ImageError
@@ -27,7 +28,7 @@ class Module:
     """A file handed to the kernel: an initrd (Linux, PVH) or a Multiboot module."""
     path: str
     string: str          # the module's command line as the kernel sees it
-    data: bytes
+    data: bytes | memoryview
 
 
 @dataclass
@@ -70,23 +71,59 @@ def protocols():
     return [multiboot2, multiboot1, bzimage, pvh, hvelf]
 
 
-def read_file(path: str, what: str = "kernel") -> bytes:
-    """The whole file, or one ImageError line saying why not."""
+def file_kind(mode: int) -> str | None:
+    """What a file that is not a regular one is ("a directory", ...); None for a regular file."""
+    for test, what in ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return what
+    return None if stat.S_ISREG(mode) else "not a regular file"
+
+
+def file_size(path: str, what: str = "kernel") -> int:
+    """The size of a regular file, or one ImageError line naming what it is instead (a
+    directory, a device, a FIFO: each would be read forever or block)."""
     try:
-        size = os.path.getsize(path)
-        if size > MAX_IMAGE_BYTES:
-            raise ImageError(f"{path}: {size >> 20} MiB is larger than the {MAX_IMAGE_BYTES >> 20} MiB "
-                             f"hvtui loads as a {what}")
-        with open(path, "rb") as f:
-            return f.read()
+        st = os.stat(path)
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ImageError(f"{path}: is a directory, not a {what}") from None
     except PermissionError:
         raise ImageError(f"{path}: permission denied") from None
     except OSError as e:
         raise ImageError(f"{path}: {e.strerror}") from None
+    kind = file_kind(st.st_mode)
+    if kind is not None:
+        raise ImageError(f"{path}: is {kind}, not a {what} file")
+    if st.st_size > MAX_IMAGE_BYTES:
+        raise ImageError(f"{path}: {st.st_size >> 20} MiB is larger than the {MAX_IMAGE_BYTES >> 20} MiB "
+                         f"hvtui loads as a {what}")
+    return st.st_size
+
+
+def read_file(path: str, what: str = "kernel") -> bytes:
+    """The whole of a regular file (at most MAX_IMAGE_BYTES), or one ImageError line saying
+    why not. Opened without blocking (a FIFO put in its place is refused, not waited on)."""
+    file_size(path, what)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except PermissionError:
+        raise ImageError(f"{path}: permission denied") from None
+    except OSError as e:
+        raise ImageError(f"{path}: {e.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        kind = file_kind(st.st_mode)
+        if kind is not None:                  # it changed since we looked
+            raise ImageError(f"{path}: is {kind}, not a {what} file")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(MAX_IMAGE_BYTES + 1)
+        if len(data) > MAX_IMAGE_BYTES:
+            raise ImageError(f"{path}: larger than the {MAX_IMAGE_BYTES >> 20} MiB hvtui loads as a {what}")
+        return data
+    except OSError as e:
+        raise ImageError(f"{path}: {e.strerror}") from None
+    finally:
+        os.close(fd)
 
 
 def detect(path: str, image: bytes):

@@ -20,7 +20,7 @@ MACHINES = {"EM_386": 32, "EM_X86_64": 64}
 class Segment:
     paddr: int
     memsz: int
-    data: bytes
+    data: bytes | memoryview      # a view of the file: nothing is copied until it is written
 
 
 @dataclass
@@ -89,7 +89,9 @@ def parse(path: str, image: bytes) -> ElfImage:
                 raise ImageError(f"{path}: a segment's file size exceeds its memory size")
             if seg["p_offset"] + seg["p_filesz"] > len(image):
                 raise ImageError(f"{path}: a segment lies beyond the end of the file (truncated?)")
-            segs.append(Segment(seg["p_paddr"], seg["p_memsz"], seg.data()))
+            # a view, not seg.data(): no copy of a segment before its address is checked
+            data = memoryview(image)[seg["p_offset"]:seg["p_offset"] + seg["p_filesz"]]
+            segs.append(Segment(seg["p_paddr"], seg["p_memsz"], data))
         if not segs:
             raise ImageError(f"{path}: no loadable segment")
         return ElfImage(elf.elfclass, elf["e_entry"], segs, notes)
@@ -113,8 +115,10 @@ def check_segments(path: str, elf: ElfImage, lowest: int, highest: int) -> None:
 
 
 def write_segments(memory, segments: list[Segment]) -> None:
-    """Each segment's bytes, then zeros up to its memory size (bss)."""
+    """Each segment's bytes, then zeros up to its memory size (bss), in bounded chunks
+    (check_segments has put every segment inside guest RAM first)."""
+    chunk = 1 << 20
     for s in segments:
         memory.write(s.paddr, s.data)
-        if s.memsz > len(s.data):
-            memory.write(s.paddr + len(s.data), bytes(s.memsz - len(s.data)))
+        for at in range(s.paddr + len(s.data), s.paddr + s.memsz, chunk):
+            memory.write(at, bytes(min(chunk, s.paddr + s.memsz - at)))

@@ -29,7 +29,12 @@ def load(ctx: BootContext) -> Boot:
     if ctx.modules:
         raise ImageError(f"{ctx.kernel_path}: a tiny hvtui guest takes no initrd or modules")
     usable_end = layout.free_end(ctx.low_end, ctx.vcpus)
-    elf.check_segments(ctx.kernel_path, image, layout.IMAGE_BASE, usable_end)
+    need = image.end + ctx.vcpus * layout.STACK_SIZE            # the image, then a stack per vCPU
+    if image.start >= layout.IMAGE_BASE and image.end <= ctx.low_end and need > ctx.low_end:
+        raise ImageError(f"{ctx.kernel_path}: {ctx.vcpus} vCPU(s) need {ctx.vcpus * layout.STACK_SIZE >> 10} KiB "
+                         f"of stacks above the kernel (which ends at {image.end:#x}): give the guest at least "
+                         f"{-(-need // layout.MiB)} MiB")
+    elf.check_segments(ctx.kernel_path, image, layout.IMAGE_BASE, max(usable_end, layout.IMAGE_BASE))
     if not any(s.paddr <= image.entry < s.paddr + s.memsz for s in image.segments):
         raise ImageError(f"{ctx.kernel_path}: entry point {image.entry:#x} is outside its segments")
     elf.write_segments(ctx.memory, image.segments)

@@ -71,7 +71,7 @@ def aout_segments(path: str, image: bytes, hdr: int, fields: tuple[int, ...]) ->
         memsz = bss_end - load_addr
     if not load_addr <= entry < load_addr + memsz:
         raise ImageError(f"{path}: Multiboot entry_addr {entry:#x} is outside the loaded image")
-    return [elf.Segment(load_addr, memsz, image[file_off:file_off + size])], entry
+    return [elf.Segment(load_addr, memsz, memoryview(image)[file_off:file_off + size])], entry
 
 
 def kernel_segments(path: str, image: bytes, hdr: int, flags: int) -> tuple[list[elf.Segment], int]:

@@ -12,6 +12,9 @@ from __future__ import annotations
 import os
 import struct
 
+from hvtui.errors import SnapshotError
+from hvtui.vmm.devices import saved
+
 SECTOR = 512
 BASE, CONTROL_PORT, IRQ = 0x1F0, 0x3F6, 14
 ST_ERR, ST_DRQ, ST_DF, ST_DRDY, ST_BSY = 0x01, 0x08, 0x20, 0x40, 0x80
@@ -197,13 +200,39 @@ class AtaDisk:
                 "buffer": self.buffer.hex(), "pos": self.pos, "mode": self.mode,
                 "remaining": self.remaining, "current": self.current}
 
+    STATE_KEYS = ("error", "features", "count", "lba", "device", "status", "control", "buffer", "pos",
+                  "mode", "remaining", "current")
+    MODES = ("", "read", "write", "identify")
+
     def restore(self, state: dict) -> None:
-        for k in ("error", "features", "count", "device", "status", "control", "pos", "remaining", "current"):
-            setattr(self, k, int(state[k]))
-        self.lba = [int(x) & 0xFF for x in state["lba"]][:3]
-        self.buffer = bytearray.fromhex(state["buffer"])[:SECTOR].ljust(SECTOR, b"\0")
-        self.pos = min(self.pos, SECTOR)
-        self.mode = str(state["mode"])
+        """Checked as the live path checks a command: a transfer in progress must lie inside
+        the disk (the sector in the buffer and the ones still to come), the buffer is one
+        sector and the position a whole word inside it."""
+        what = "ATA disk"
+        saved.fields(state, self.STATE_KEYS, what)
+        regs = {k: saved.integer(state, k, 0, 0xFF, what)
+                for k in ("error", "features", "count", "device", "status", "control")}
+        lba = state["lba"]
+        if not isinstance(lba, list) or len(lba) != 3 or any(type(x) is not int or not 0 <= x <= 0xFF for x in lba):
+            raise SnapshotError(f"{what} state: lba must be three bytes, not {str(lba)[:40]}")
+        buffer = saved.hex_bytes(state, "buffer", SECTOR, what, exact=True)
+        pos = saved.integer(state, "pos", 0, SECTOR, what)
+        if pos % 2:
+            raise SnapshotError(f"{what} state: pos {pos} is not on a word boundary")
+        mode = state["mode"]
+        if mode not in self.MODES:
+            raise SnapshotError(f"{what} state: mode {str(mode)[:20]!r} is not one of {self.MODES}")
+        remaining = saved.integer(state, "remaining", 0, 256, what)
+        current = saved.integer(state, "current", 0, self.disk.sectors, what)
+        if mode in ("read", "write") and not (remaining >= 1 and current + remaining <= self.disk.sectors):
+            raise SnapshotError(f"{what} state: a {mode} of {remaining} sector(s) from sector {current} runs past "
+                                f"the end of the {self.disk.sectors}-sector disk")
+        if mode == "identify" and remaining != 1:
+            raise SnapshotError(f"{what} state: IDENTIFY with {remaining} sectors to go")
+        for k, v in regs.items():
+            setattr(self, k, v)
+        self.lba, self.buffer, self.pos, self.mode = list(lba), bytearray(buffer), pos, mode
+        self.remaining, self.current = remaining, current
 
 
 class AtaControl:
@@ -218,10 +247,8 @@ class AtaControl:
     def write(self, offset: int, size: int, value: int) -> None:
         self.ata.control_write(value)
 
-    # the register's state is the disk's (AtaDisk.save): nothing of its own to save
     def save(self) -> dict:
-        return {}
+        return {}       # the register lives in AtaDisk (control), saved with it
 
     def restore(self, state: dict) -> None:
-        if state:
-            raise ValueError(f"ATA control: unexpected state {sorted(state)}")
+        saved.fields(state, (), "ATA control")

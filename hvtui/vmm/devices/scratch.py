@@ -31,4 +31,6 @@ class ScratchRegister:
         return {"value": self.value}
 
     def restore(self, state: dict) -> None:
-        self.value = int(state["value"]) & 0xFFFFFFFF
+        from hvtui.vmm.devices import saved
+        saved.fields(state, ("value",), "scratch register")
+        self.value = saved.integer(state, "value", 0, 0xFFFFFFFF, "scratch register")

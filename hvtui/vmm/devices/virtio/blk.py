@@ -117,5 +117,10 @@ class VirtioBlk:
         return {"sectors": self.disk.sectors, "readonly": self.disk.readonly}
 
     def restore(self, state: dict) -> None:
-        if int(state["sectors"]) != self.disk.sectors:
-            raise ValueError(f"the disk has {self.disk.sectors} sectors, the snapshot's had {state['sectors']}")
+        from hvtui.errors import SnapshotError
+        from hvtui.vmm.devices import saved
+        saved.fields(state, ("sectors", "readonly"), "virtio-blk")
+        saved.boolean(state, "readonly", "virtio-blk")
+        if saved.integer(state, "sectors", 0, 1 << 63, "virtio-blk") != self.disk.sectors:
+            raise SnapshotError(f"disk {self.disk.path} has {self.disk.sectors} sectors; the snapshot's disk "
+                                f"had {state['sectors']}: give it the same disk (--disk)")

@@ -23,11 +23,13 @@ class VirtioConsole:
     def reset(self) -> None:
         self.pending.clear()
 
-    def feed(self, data: bytes) -> None:
-        """Host input; call process(RECEIVEQ, ...) afterwards to deliver what fits."""
-        room = INPUT_LIMIT - len(self.pending)
+    def feed(self, data: bytes) -> int:
+        """Host input, up to INPUT_LIMIT waiting; returns how many bytes were taken. Call
+        process(RECEIVEQ, ...) afterwards to deliver what fits."""
+        room = max(0, INPUT_LIMIT - len(self.pending))
         self.pending += data[:room]
         self.dropped_input += max(0, len(data) - room)
+        return min(room, len(data))
 
     def process(self, index: int, queue, memory) -> bool:
         if index == TRANSMITQ:
@@ -63,4 +65,6 @@ class VirtioConsole:
         return {"pending": self.pending.hex()}
 
     def restore(self, state: dict) -> None:
-        self.pending = bytearray.fromhex(state["pending"])
+        from hvtui.vmm.devices import saved
+        saved.fields(state, ("pending",), "virtio-console")
+        self.pending = bytearray(saved.hex_bytes(state, "pending", INPUT_LIMIT, "virtio-console"))

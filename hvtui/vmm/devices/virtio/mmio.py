@@ -10,6 +10,7 @@ vCPU threads' register accesses and the worker's queue servicing take turns.
 """
 from __future__ import annotations
 
+import collections
 import threading
 
 from hvtui.vmm.devices.virtio.queue import SplitQueue, VirtqueueError
@@ -19,6 +20,7 @@ VERSION = 2
 VENDOR_ID = 0x48565455        # "UTVH"
 QUEUE_MAX = 256
 SLOT_SIZE = 0x1000
+FAILURES_KEPT = 8             # reasons kept for the host; a guest looping on a failure adds no more
 
 S_ACKNOWLEDGE, S_DRIVER, S_DRIVER_OK, S_FEATURES_OK, S_NEEDS_RESET, S_FAILED = 1, 2, 4, 8, 0x40, 0x80
 F_VERSION_1 = 1 << 32
@@ -39,7 +41,8 @@ class VirtioMmio:
         self.memory = memory
         self.raise_irq = raise_irq
         self.lock = threading.RLock()
-        self.failures: list[str] = []        # why the device asked for a reset, for the host
+        self.failures: collections.deque[str] = collections.deque(maxlen=FAILURES_KEPT)  # latest reasons
+        self.failure_count = 0               # every failure, counted
         self.register_notifies = 0           # QueueNotify writes that exited (no ioeventfd took them)
         n = device.num_queues if device else 0
         self.queues = [SplitQueue(QUEUE_MAX) for _ in range(n)]
@@ -67,7 +70,10 @@ class VirtioMmio:
         return bool(self.status & S_NEEDS_RESET)
 
     def _fail(self, why: str) -> None:
-        """The driver broke the protocol: NEEDS_RESET, config interrupt, serve nothing more."""
+        """The driver broke the protocol: NEEDS_RESET, config interrupt, serve nothing more.
+        The reason is kept for the host among the last FAILURES_KEPT (a guest can fail a
+        negotiation in a loop: memory must not grow with it)."""
+        self.failure_count += 1
         self.failures.append(why)
         self.status |= S_NEEDS_RESET
         self.interrupt_status |= INT_CONFIG
@@ -207,12 +213,45 @@ class VirtioMmio:
                 "device": self.device.save() if self.device is not None and hasattr(self.device, "save") else None,
             }
 
+    STATE_KEYS = ("status", "driver_features", "device_features_sel", "driver_features_sel", "queue_sel",
+                  "interrupt_status", "queues", "device")
+
     def restore(self, state: dict) -> None:
+        """Checked as strictly as the live register writes: the status a driver can reach
+        (DRIVER_OK only with FEATURES_OK, accepted features offered and VERSION_1), each
+        queue as QueueReady checks it (vmm/devices/virtio/queue.py), the device's own state."""
+        from hvtui.errors import SnapshotError
+        from hvtui.vmm.devices import saved
+        what = "virtio-mmio"
+        saved.fields(state, self.STATE_KEYS, what)
+        regs = {k: saved.integer(state, k, 0, hi, what) for k, hi in (
+            ("status", 0xFF), ("driver_features", (1 << 64) - 1), ("device_features_sel", 0xFFFFFFFF),
+            ("driver_features_sel", 0xFFFFFFFF), ("queue_sel", 0xFFFFFFFF),
+            ("interrupt_status", INT_USED | INT_CONFIG))}
+        status, features = regs["status"], regs["driver_features"]
+        if status & S_DRIVER_OK and not status & S_FEATURES_OK:
+            raise SnapshotError(f"{what} state: status {status:#x} has DRIVER_OK without FEATURES_OK")
+        if status & S_FEATURES_OK and (features & ~self.device_features or not features & F_VERSION_1):
+            raise SnapshotError(f"{what} state: accepted features {features:#x} were not offered "
+                                f"({self.device_features:#x}) or lack VERSION_1")
+        if self.device is None and (status or state["queues"] or state["device"] is not None):
+            raise SnapshotError(f"{what} state: an empty slot with a driver's state")
+        queues = state["queues"]
+        if not isinstance(queues, list) or len(queues) != len(self.queues):
+            raise SnapshotError(f"{what} state: {len(self.queues)} queues expected")
         with self.lock:
-            for k in ("status", "driver_features", "device_features_sel", "driver_features_sel",
-                      "queue_sel", "interrupt_status"):
-                setattr(self, k, int(state[k]))
-            for q, saved in zip(self.queues, state["queues"], strict=True):
-                q.restore(saved)
-            if state.get("device") is not None:
-                self.device.restore(state["device"])
+            for i, (q, saved_q) in enumerate(zip(self.queues, queues)):
+                probe = SplitQueue(q.max_size)
+                try:
+                    probe.restore(saved_q, self.memory)
+                except VirtqueueError as e:
+                    raise SnapshotError(f"{what} state: queue {i}: {e}") from None
+            device_state = state["device"]
+            if device_state is not None and not hasattr(self.device, "restore"):
+                raise SnapshotError(f"{what} state: the device keeps no state, the snapshot has some")
+            if device_state is not None:
+                self.device.restore(device_state)
+            for k, v in regs.items():
+                setattr(self, k, v)
+            for q, saved_q in zip(self.queues, queues):
+                q.restore(saved_q, self.memory)

@@ -132,7 +132,25 @@ class SplitQueue:
     def save(self) -> dict:
         return {k: getattr(self, k) for k in ("size", "ready", "desc", "avail", "used", "last_avail", "used_idx")}
 
-    def restore(self, state: dict) -> None:
-        for k in ("size", "desc", "avail", "used", "last_avail", "used_idx"):
-            setattr(self, k, int(state[k]))
-        self.ready = bool(state["ready"])
+    STATE_KEYS = ("size", "ready", "desc", "avail", "used", "last_avail", "used_idx")
+
+    def restore(self, state: dict, memory) -> None:
+        """Checked as the live path checks the driver's writes: a power-of-two size up to
+        max_size, 16-bit indices, and a ready queue's three areas aligned and in guest RAM
+        (activate's checks). Raises VirtqueueError; nothing changes unless all pass."""
+        if not isinstance(state, dict) or set(state) != set(self.STATE_KEYS):
+            raise VirtqueueError(f"queue state must have exactly {', '.join(self.STATE_KEYS)}")
+        limits = {"size": self.max_size, "desc": (1 << 64) - 1, "avail": (1 << 64) - 1, "used": (1 << 64) - 1,
+                  "last_avail": 0xFFFF, "used_idx": 0xFFFF}
+        for k, hi in limits.items():
+            if type(state[k]) is not int or not 0 <= state[k] <= hi:
+                raise VirtqueueError(f"queue {k} {str(state[k])[:30]} is outside 0..{hi:#x}")
+        if type(state["ready"]) is not bool:
+            raise VirtqueueError("queue ready must be true or false")
+        probe = SplitQueue(self.max_size)
+        probe.set_size(state["size"])
+        probe.desc, probe.avail, probe.used = state["desc"], state["avail"], state["used"]
+        if state["ready"]:
+            probe.activate(memory)
+        for k in self.STATE_KEYS:
+            setattr(self, k, state[k])
