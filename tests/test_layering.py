@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parent.parent / "hvtui"
-CLIENTS = [PKG / "cli.py", PKG / "commands.py", PKG / "client.py", *sorted((PKG / "tui").rglob("*.py"))]
+CLIENTS = [PKG / "cli.py", PKG / "commands.py", PKG / "client.py", PKG / "stdin_pump.py", PKG / "vgaterm.py",
+           *sorted((PKG / "tui").rglob("*.py"))]
 MONITOR = ("hvtui.host", "hvtui.vmm", "hvtui._core", "hvtui.monitor", "hvtui.server", "hvtui.gdb")
 
 
