@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from hvtui._core import ffi, lib
 from hvtui.errors import KvmError, SnapshotError
 from hvtui.vmm import layout, snapshot_schema
+from hvtui.vmm.files import file_kind
 from hvtui.vmm.snapshot_schema import MAX_STATE_BYTES, SchemaError
 
 MAGIC = b"HVTSNAP\0"
@@ -295,7 +296,7 @@ def open_snapshot(path: str, kvm=None) -> Snapshot:
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise SnapshotError(f"{path}: {_file_kind(mode)}, not a snapshot file")
+            raise SnapshotError(f"{path}: is {file_kind(mode) or 'not a regular file'}, not a snapshot file")
         snap = _verify(path, fd)
         if kvm is not None:
             snap.check_host(kvm)
@@ -309,15 +310,6 @@ def verify(path: str, kvm=None) -> dict:
     """Verify a snapshot and return what it holds (for `hvtui snapshot info`)."""
     with open_snapshot(path, kvm) as snap:
         return describe(snap)
-
-
-def _file_kind(mode: int) -> str:
-    for test, what in ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"),
-                       (stat.S_ISSOCK, "a socket")):
-        if test(mode):
-            return f"is {what}"
-    return "is not a regular file"
 
 
 def describe(snap: Snapshot) -> dict:

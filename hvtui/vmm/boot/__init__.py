@@ -14,10 +14,10 @@ PVH entry note, then the tiny guests' own ELF64 ABI (hvelf).
 from __future__ import annotations
 
 import os
-import stat
 from dataclasses import dataclass, field
 
 from hvtui.errors import ImageError
+from hvtui.vmm.files import file_kind
 from hvtui.vmm.memory import GuestMemory
 
 MAX_IMAGE_BYTES = 1 << 30        # a kernel or module file larger than this is refused unread
@@ -69,15 +69,6 @@ class Boot:
 def protocols():
     from hvtui.vmm.boot import bzimage, hvelf, multiboot1, multiboot2, pvh
     return [multiboot2, multiboot1, bzimage, pvh, hvelf]
-
-
-def file_kind(mode: int) -> str | None:
-    """What a file that is not a regular one is ("a directory", ...); None for a regular file."""
-    for test, what in ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket")):
-        if test(mode):
-            return what
-    return None if stat.S_ISREG(mode) else "not a regular file"
 
 
 def file_size(path: str, what: str = "kernel") -> int:
