@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
 from hvtui.errors import ConfigError, HvError, StateError
+from hvtui.states import State
 from hvtui.textscreen import Cursor, TextScreen
 
 __all__ = ["Boot", "GuestSpec", "State", "End", "Crash", "VcpuRates", "GuestView", "Event",
@@ -65,18 +66,6 @@ class GuestSpec:
     disk: str | None = None               # host file behind virtio-blk and the ATA disk
     disk_readonly: bool = False
     overcommit: bool = False              # start it even if the host cannot promise its RAM
-
-
-class State(str, enum.Enum):
-    CREATED = "created"
-    RUNNING = "running"
-    PAUSED = "paused"
-    STOPPED = "stopped"
-    CRASHED = "crashed"
-
-    @property
-    def live(self) -> bool:
-        return self in (State.CREATED, State.RUNNING, State.PAUSED)
 
 
 # ---- the lifecycle: one table ----

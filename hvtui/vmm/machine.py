@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import enum
 import threading
 import time
 from dataclasses import dataclass, field
 
 from hvtui._core import ffi, lib
 from hvtui.errors import ConfigError, DeviceError, GuestMemoryError, HvError, ImageError, SnapshotError, StateError
+from hvtui.states import State
 from hvtui.vmm import admission, boot, cpu, firmware, layout, snapshot
 from hvtui.vmm.boot import pc
 from hvtui.vmm.board import PYDEV_PORT, Board
@@ -31,18 +31,6 @@ from hvtui.vmm.memory import GuestMemory
 MIN_MEMORY_MIB = 2
 _IO_WORD = {1: "uint8_t *", 2: "uint16_t *", 4: "uint32_t *"}   # a port access's value, by size
 RFLAGS_IF = 1 << 9
-
-
-class State(str, enum.Enum):
-    CREATED = "created"
-    RUNNING = "running"
-    PAUSED = "paused"
-    STOPPED = "stopped"
-    CRASHED = "crashed"
-
-    @property
-    def live(self) -> bool:
-        return self in (State.CREATED, State.RUNNING, State.PAUSED)
 
 
 @dataclass
