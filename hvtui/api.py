@@ -54,6 +54,12 @@ class Boot:
         object.__setattr__(self, "initrd", tuple(self.initrd))
 
 
+def split_initrd(text: str | None) -> list[str]:
+    """QEMU's -initrd list: files separated by commas, each optionally followed by its
+    arguments ("FILE ARGS"); the form the CLI, the fleet file and the TUI all take."""
+    return [item.strip() for item in text.split(",") if item.strip()] if text else []
+
+
 @dataclass(frozen=True)
 class GuestSpec:
     """Everything needed to boot a guest (again): one record, used by every client."""

@@ -210,7 +210,7 @@ def spec_from_args(args) -> GuestSpec:
     return api.absolute_spec(GuestSpec(
         image=args.image, name=args.name, memory_mib=args.memory, vcpus=args.vcpus, watchdog_s=args.watchdog,
         disk=args.disk, disk_readonly=args.disk_readonly, overcommit=args.overcommit,
-        boot=Boot(cmdline=args.cmdline, initrd=tuple(split_initrd(args.initrd)), exit_code=args.exit_code_style)))
+        boot=Boot(cmdline=args.cmdline, initrd=tuple(api.split_initrd(args.initrd)), exit_code=args.exit_code_style)))
 
 
 def _screen_arguments(p: argparse.ArgumentParser) -> None:
@@ -219,11 +219,6 @@ def _screen_arguments(p: argparse.ArgumentParser) -> None:
                         "keys to its PS/2 keyboard, instead of COM1; without a terminal, print the final screen")
     p.add_argument("--screen-to", default=None, metavar="FILE",
                    help="when the run ends, save the guest's VGA screen as FILE.txt and FILE.svg (in its colours)")
-
-
-def split_initrd(text: str | None) -> list[str]:
-    """QEMU's -initrd list: files separated by commas, each optionally followed by its arguments."""
-    return [item.strip() for item in text.split(",") if item.strip()] if text else []
 
 
 # ---- hvtui run ----

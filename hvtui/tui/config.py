@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hvtui import logs, paths
-from hvtui.api import Boot, GuestSpec
+from hvtui.api import Boot, GuestSpec, split_initrd
 from hvtui.errors import ConfigError
 
 DEFAULT_FLEET = (
@@ -165,7 +165,7 @@ def load_fleet(path: str | Path) -> list[GuestSpec]:
         if "cmdline" in g and "append" in g:
             raise ConfigError(f"{where}: append and cmdline are the same key; give one")
         initrd = g.get("initrd", [])
-        initrd = [x.strip() for x in initrd.split(",") if x.strip()] if isinstance(initrd, str) else initrd
+        initrd = split_initrd(initrd) if isinstance(initrd, str) else initrd
         if not all(isinstance(x, str) for x in initrd):
             raise ConfigError(f"{where}: initrd must be a string or a list of strings")
         if g.get("exit_code", "hvtui") not in ("hvtui", "qemu"):

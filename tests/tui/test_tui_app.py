@@ -216,7 +216,7 @@ async def test_new_guest_modal_boots_a_kernel_file_with_modules(tui, tmp_path):
         await wait_until(pilot, lambda: app.monitor.view("mb").state == State.STOPPED, what="the kernel to end")
         g = app.monitor.view("mb")
         assert g.boot_protocol == "Multiboot 1" and g.end.exit_code == 42
-        assert cell(app, "mb", "state") == "exited 42"
+        await wait_until(pilot, lambda: cell(app, "mb", "state") == "exited 42", what="its row to say how it ended")
 
 
 async def test_help_and_palette_commands(tui):

@@ -19,7 +19,7 @@ from textual.suggester import Suggester
 from textual.widgets import Button, DataTable, Input, Label, Select, Static
 
 from hvtui import images
-from hvtui.api import Boot, GuestSpec
+from hvtui.api import Boot, GuestSpec, split_initrd
 from hvtui.tui import format as fmt
 
 SNAPSHOT_SUFFIX = ".hvsnap"
@@ -106,7 +106,7 @@ class NewGuestScreen(ModalScreen[GuestSpec | None]):
         kernel = os.path.expanduser(self.query_one("#kernel", Input).value.strip())
         if kernel and not os.path.isfile(kernel):
             raise ValueError(f"Kernel: no such file: {kernel}")
-        initrd = [x.strip() for x in self.query_one("#initrd", Input).value.split(",") if x.strip()]
+        initrd = split_initrd(self.query_one("#initrd", Input).value)
         for item in initrd:
             if not os.path.isfile(os.path.expanduser(item.split(" ", 1)[0])):
                 raise ValueError(f"Initrd/modules: no such file: {item.split(' ', 1)[0]}")
