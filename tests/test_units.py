@@ -13,6 +13,8 @@ from hvtui.vmm.exits import CrashReport, emulation_bytes
 from hvtui.vmm import boot
 from hvtui.vmm.memory import GuestMemory
 
+import kernels
+
 
 @pytest.fixture
 def memory():
@@ -134,3 +136,29 @@ def test_layout_is_consistent():
     assert layout.PD_ADDR + layout.MAX_MAPPED_GIB * 4096 <= layout.PD_LIMIT <= layout.BOOT_INFO_ADDR
     assert layout.split_ram(4 << 30) == (3 << 30, 1 << 30)
     assert layout.mapped_gib(64 << 20) == 4 and layout.mapped_gib(6 << 30) == 7
+
+
+def test_elf_reader_of_any_bytes_returns_an_image_or_one_image_error():
+    """The struct ELF reader (boot/elf.py) on a valid file with any bytes overwritten or cut
+    off: an ElfImage, or ImageError; never another exception. The notes reader: a list."""
+    from hypothesis import given, settings, strategies as st
+    from hvtui.vmm.boot import elf
+    samples = [_elf(), kernels.pvh(), kernels.mb1_elf()]     # 64-bit, 64-bit with notes, 32-bit
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.sampled_from(samples), st.lists(st.tuples(st.integers(0, 0x1100), st.integers(0, 255)), max_size=8),
+           st.integers(0, 0x2000))
+    def check(sample, pokes, cut):
+        data = bytearray(sample)
+        for at, value in pokes:
+            if at < len(data):
+                data[at] = value
+        data = bytes(data[:cut])
+        try:
+            image = elf.parse("k", data)
+        except ImageError as e:
+            assert str(e).startswith("k: ") and "\n" not in str(e)
+        else:
+            assert all(s.paddr >= 0 and len(s.data) <= s.memsz for s in image.segments)
+        assert isinstance(elf.notes(data), list)
+    check()
