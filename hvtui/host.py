@@ -22,13 +22,10 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import psutil
-
 from hvtui import api, images, logs
 from hvtui.api import HVC, SERIAL, VGA, Boot, GuestSpec
 from hvtui.errors import ConfigError, HvError, StateError
 from hvtui.keyboard import KeyFeed
-from hvtui.vmm import snapshot
 from hvtui.vmm.kvm import VmPool
 from hvtui.vmm.machine import Machine, MachineConfig, MachineSample, State
 
@@ -353,7 +350,7 @@ class Host:
         self._sampler: asyncio.Task | None = None
         self._input_tasks: dict[str, asyncio.Task] = {}
         self._busy: set[str] = set()          # names being created, restored or reset
-        self._process = psutil.Process()
+        self._process = None                  # psutil.Process, at the first sample (its import: 6-12 ms)
         self._closed = False
 
     async def __aenter__(self) -> Host:
@@ -591,6 +588,7 @@ class Host:
                 names.enter_context(self._claim(name))
 
             def build() -> Machine:
+                from hvtui.vmm import snapshot     # here: a run that restores none does not load it
                 with snapshot.open_snapshot(path) as snap:
                     base = snap.config["name"]
                     chosen = name or (base if base not in self.guests and base not in self._busy
@@ -823,6 +821,9 @@ class Host:
         live = [g for g in self.guests.values() if g.state.live and g.machine.vm is not None]
         if not live:
             return
+        import psutil       # here, not at the top: a one-shot run that ends before its first sample skips it
+        if self._process is None:
+            self._process = psutil.Process()
         try:
             thread_times = {t.id: t.user_time + t.system_time for t in self._process.threads()}
         except psutil.Error:

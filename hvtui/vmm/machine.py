@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from hvtui._core import ffi, lib
 from hvtui.errors import ConfigError, DeviceError, GuestMemoryError, HvError, ImageError, SnapshotError, StateError
 from hvtui.states import State
-from hvtui.vmm import admission, boot, cpu, firmware, layout, snapshot
+from hvtui.vmm import admission, boot, cpu, firmware, layout
 from hvtui.vmm.boot import pc
 from hvtui.vmm.board import PYDEV_PORT, Board
 from hvtui.vmm.devices.bus import Bus
@@ -575,6 +575,7 @@ class Machine:
                 raise StateError(f"{self.name} is {self.state.value}; only a live guest can be snapshotted")
             with self.quiesced():
                 with self.board.quiesced():   # no virtio request moves guest RAM mid-save
+                    from hvtui.vmm import snapshot    # here: a run that takes none does not load it
                     return snapshot.write(path, self)
 
     @classmethod
