@@ -1,6 +1,4 @@
 """`python -m hvtui` is `hvtui`."""
-import sys
+from hvtui.cli import entry
 
-from hvtui.cli import main
-
-sys.exit(main())
+entry()
