@@ -7,7 +7,6 @@ what to do.
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import threading
 
@@ -101,6 +100,7 @@ class Kvm:
                 eax = ebx = ecx = 0               # AMD extended APIC, core and node IDs
             norm.append((function, index, flags, eax, ebx, ecx, edx))
         text = ";".join(",".join(f"{v:x}" for v in e) for e in norm)
+        import hashlib      # here: only snapshots ask (its import is a millisecond of every start-up)
         return hashlib.sha256(text.encode()).hexdigest()
 
     def msr_index_list(self) -> list[int]:
