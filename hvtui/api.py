@@ -574,6 +574,22 @@ def embedded(log_dir=None, sample_interval: float = 0.5, vcpu_nice: int = 0, con
                             log_keep=logs.DEFAULT_KEEP if log_keep is None else log_keep))
 
 
+def prepare_vm() -> None:
+    """For a one-shot run about to open embedded(spare_vm=False): start making its VM now,
+    on a thread, so that KVM's part of it (7-10 ms on KVM-PVM, mostly in the kernel with
+    the GIL released) overlaps the loading of the monitor's code. Nothing is said when it
+    fails: the run then makes its VM itself and reports what goes wrong."""
+    import threading
+
+    def work():
+        try:
+            from hvtui.vmm.kvm import Kvm, VmPool
+            VmPool.for_kvm(Kvm.get()).prefetch()
+        except Exception:
+            pass
+    threading.Thread(target=work, name="hvtui-vm-prefetch", daemon=True).start()
+
+
 def parse_address(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
     """[HOST:]PORT (an IPv6 host in brackets) as (host, port); ValueError says what is wrong."""
     text = text.strip()

@@ -505,6 +505,7 @@ def main(argv: list[str] | None = None) -> int:
             if not os.path.isdir(folder):
                 raise ConfigError(f"--screen-to {args.screen_to}: no folder {folder}")
         if args.command == "run":
+            api.prepare_vm()
             status = asyncio.run(_run(args))
             _ran_to_the_end = True
             return status

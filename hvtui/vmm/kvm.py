@@ -280,7 +280,8 @@ class VmPool:
     """One warmed VM kept ready (Vm.warm: KVM-PVM charges 6-10 ms for a VM's first memory
     slot), so a restore or a new guest does not pay it; a thread prepares the next. With
     keep_spare off (a one-shot run) a VM is made when asked, and not warmed: its own first
-    slot pays the cost once instead of twice."""
+    slot pays the cost once instead of twice; unless the run asked for one ahead
+    (prefetch), while the rest of its program was still loading."""
 
     keep_spare = True
 
@@ -288,7 +289,9 @@ class VmPool:
         self.kvm = kvm
         self._spare: Vm | None = None
         self._lock = threading.Lock()
+        self._ready = threading.Condition(self._lock)
         self._refilling = False
+        self._taken = 0
 
     def _fresh(self) -> Vm:
         vm = Vm(self.kvm)
@@ -300,31 +303,47 @@ class VmPool:
 
     def take(self) -> Vm:
         with self._lock:
+            if not self.keep_spare:         # a prefetch under way is nearer done than a new VM
+                self._ready.wait_for(lambda: not self._refilling, timeout=5.0)
             vm, self._spare = self._spare, None
+            self._taken += 1
         if vm is None:
             vm = self._fresh() if self.keep_spare else Vm(self.kvm)
         if self.keep_spare:
             self._refill()
         return vm
 
-    def _refill(self) -> None:
+    def _claim_refill(self, late_ok: bool = True) -> bool:
         with self._lock:
-            if self._refilling or self._spare is not None:
-                return
+            if self._refilling or self._spare is not None or (not late_ok and self._taken and not self.keep_spare):
+                return False
             self._refilling = True
+            return True
 
-        def work():
-            try:
-                vm = self._fresh()
-            except Exception:
-                vm = None
-            with self._lock:
-                self._refilling = False
-                if self._spare is None:
-                    self._spare, vm = vm, None
-            if vm is not None:
-                vm.destroy()
-        threading.Thread(target=work, name="hvtui-vm-pool", daemon=True).start()
+    def _fill(self) -> None:
+        try:
+            vm = self._fresh()
+        except Exception:
+            vm = None
+        with self._lock:
+            self._refilling = False
+            if self._spare is None:
+                self._spare, vm = vm, None
+            self._ready.notify_all()
+        if vm is not None:
+            vm.destroy()
+
+    def _refill(self) -> None:
+        if self._claim_refill():
+            threading.Thread(target=self._fill, name="hvtui-vm-pool", daemon=True).start()
+
+    def prefetch(self) -> None:
+        """Make a warmed VM now, on this thread, for the next take() (keep_spare or not).
+        A one-shot run calls it on a thread of its own as it starts: KVM's part (the VM and
+        its first memory slot, 7-10 ms on KVM-PVM) then overlaps the imports of the rest.
+        Too late (the run already took a VM of its own): nothing."""
+        if self._claim_refill(late_ok=False):
+            self._fill()
 
     _pools: dict = {}
 
