@@ -603,10 +603,12 @@ def parse_address(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]
 
 
 def is_snapshot(path: str) -> bool:
-    """Whether path is an hvtui snapshot file (by its magic), rather than a kernel."""
+    """Whether path is an hvtui snapshot file (by its magic), rather than a kernel. The
+    magic is in vmm/files.py, not read from vmm/snapshot.py: that module (json, hashlib, its
+    schema) costs 3-4 ms to load, and a run of a kernel asks this first."""
     import stat
 
-    from hvtui.vmm.snapshot import MAGIC
+    from hvtui.vmm.files import SNAPSHOT_MAGIC as MAGIC
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):    # a FIFO would block the open
             return False

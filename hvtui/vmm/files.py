@@ -1,8 +1,11 @@
 """What a path the user named is, when it is not a regular file: said in one line by the
-loaders and the snapshot reader instead of reading a directory, a device or a FIFO."""
+loaders and the snapshot reader instead of reading a directory, a device or a FIFO; and
+the first bytes of an hvtui snapshot, which tell one from a kernel."""
 from __future__ import annotations
 
 import stat
+
+SNAPSHOT_MAGIC = b"HVTSNAP\0"     # vmm/snapshot.py's file format begins with it
 
 
 def file_kind(mode: int) -> str | None:

@@ -40,10 +40,10 @@ from dataclasses import dataclass, field
 from hvtui._core import ffi, lib
 from hvtui.errors import KvmError, SnapshotError
 from hvtui.vmm import layout, snapshot_schema
-from hvtui.vmm.files import file_kind
+from hvtui.vmm.files import SNAPSHOT_MAGIC, file_kind
 from hvtui.vmm.snapshot_schema import MAX_STATE_BYTES, SchemaError
 
-MAGIC = b"HVTSNAP\0"
+MAGIC = SNAPSHOT_MAGIC
 VERSION = 1
 PAGE = 4096
 HEADER = struct.Struct("<8sIIQQQQQQ32s32sII")
