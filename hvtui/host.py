@@ -26,7 +26,7 @@ from hvtui import api, images, logs
 from hvtui.api import HVC, SERIAL, VGA, Boot, GuestSpec
 from hvtui.errors import ConfigError, HvError, StateError
 from hvtui.keyboard import KeyFeed
-from hvtui.vmm.kvm import Vm, VmPool
+from hvtui.vmm.kvm import VmPool
 from hvtui.vmm.machine import Machine, MachineConfig, MachineSample, State
 
 log = logging.getLogger("hvtui")
@@ -340,7 +340,6 @@ class Host:
         vcpu_nice, console_nice: niceness of vCPU threads (0: leave them), see _set_nice.
         log_max_bytes, log_keep: each console log's cap and its rotated files kept."""
         VmPool.keep_spare = spare_vm
-        Vm.teardown_in_helper = not spare_vm
         self.log_dir = Path(log_dir) if log_dir else default_log_dir()
         self.sample_interval = sample_interval
         self.log_max_bytes, self.log_keep = log_max_bytes, log_keep

@@ -14,7 +14,6 @@ from hvtui._core import ffi, lib
 from hvtui.errors import KvmError, KvmUnavailable
 
 KVM_PATH = os.environ.get("HVTUI_KVM_PATH", "/dev/kvm")
-TEARDOWN_HELPERS = ("/bin/cat", "/usr/bin/cat")
 
 
 def check(rc: int, detail: str = "") -> int:
@@ -116,11 +115,6 @@ class Kvm:
 
 class Vm:
     """A KVM VM with its in-kernel irqchip and PIT, COM1 and the console ring."""
-
-    # A one-shot process (Host(spare_vm=False), `hvtui run`) ends right after its guest:
-    # each VM's last reference then goes to a helper (hand_off_teardown) rather than
-    # making the process wait for KVM's teardown.
-    teardown_in_helper = False
 
     def __init__(self, kvm: Kvm):
         self.kvm = kvm
@@ -232,39 +226,8 @@ class Vm:
 
     def destroy(self) -> None:
         if self.ptr is not None:
-            if Vm.teardown_in_helper:
-                hand_off_teardown(lib.hv_vm_fd(self.ptr))
             lib.hv_vm_destroy(self.ptr)
             self.ptr = None
-
-
-def hand_off_teardown(vm_fd: int) -> bool:
-    """Let a helper process hold the last reference to a VM, so that KVM tears it down
-    there and not in this process. Closing the last descriptor of a VM runs the kernel's
-    whole teardown in the caller, synchronously: 16-21 ms on KVM-PVM when it is the
-    process's last VM, half the time QEMU takes to run a tiny kernel (`hvtui bench
-    startup`). The helper is `cat` reading a pipe whose write end only this process holds
-    (close-on-exec, never written): it ends, and drops the VM, when this process ends.
-    Nothing runs in the VM by then (its vCPUs have left), its RAM is this process's, and
-    KVM keeps what it needs of this process's memory map alive on its own. False (the
-    caller pays the teardown) when no helper could start."""
-    global _until_exit
-    import subprocess
-    path = next((p for p in TEARDOWN_HELPERS if os.access(p, os.X_OK)), None)
-    if path is None:
-        return False
-    try:
-        if _until_exit is None:
-            _until_exit = os.pipe()
-        _helpers.append(subprocess.Popen([path], stdin=_until_exit[0], stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.DEVNULL, pass_fds=(vm_fd,), start_new_session=True))
-    except OSError:
-        return False
-    return True
-
-
-_until_exit: tuple[int, int] | None = None     # the helpers' stdin: EOF when this process ends
-_helpers: list = []                           # their Popen objects, never waited for
 
 
 def _struct(ctype: str, blob: bytes):
