@@ -495,7 +495,7 @@ class Host:
             raise
         self.guests[spec.name] = guest
         self.publish(api.GuestAdded(guest.view()))
-        if start and machine.state == State.CREATED:   # a restore whose RAM failed has ended crashed
+        if start:
             machine.start()
         return guest
 

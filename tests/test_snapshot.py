@@ -339,7 +339,7 @@ def test_snapshot_info_checks_every_page(good_snapshot, tmp_path, kind, message)
     with snapshot.open_snapshot(str(bad)):
         pass                                      # the sections and the table are sound
     with pytest.raises(SnapshotError, match=message):
-        snapshot.verify(str(bad))
+        snapshot.verify(str(bad), pages=True)
 
 
 def test_foreign_cpu_is_refused(good_snapshot, tmp_path, monkeypatch):

@@ -642,7 +642,12 @@ class Machine:
             raise SnapshotError(f"{snap.path}: state does not fit this machine: {e}") from None
 
     def _ram_failed(self, reason: str) -> None:
-        """The lazy RAM's watcher: a page failed (a running vCPU may have said so first)."""
+        """The lazy RAM's watcher: a page failed (a running vCPU may have said so first). A
+        guest not started yet stays `created`: its start crashes it at once (no vCPU enters
+        KVM_RUN: HV_EXIT_BAD_RAM), so a restore is never mistaken for an ended guest that
+        `start` would boot again from its image."""
+        if self.state == State.CREATED:
+            return
         report = CrashReport(reason="corrupt snapshot page", detail=reason)
         self._end(State.CRASHED, stop_reason=report.summary(), crash=report)
 

@@ -338,11 +338,12 @@ def open_snapshot(path: str, kvm=None) -> Snapshot:
         raise
 
 
-def verify(path: str, kvm=None) -> dict:
-    """Verify a snapshot, every page included, and return what it holds (for `hvtui
-    snapshot info`)."""
+def verify(path: str, kvm=None, pages: bool = False) -> dict:
+    """Verify a snapshot (with pages, every memory page and hole too, as `hvtui snapshot
+    info` does) and return what it holds."""
     with open_snapshot(path, kvm) as snap:
-        check_pages(snap)
+        if pages:
+            check_pages(snap)
         return describe(snap)
 
 
