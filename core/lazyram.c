@@ -17,16 +17,23 @@
  *
  * A page that fails its checksum, or that the file no longer holds (truncated), is
  * never copied in. The thread marks the VM failed (vm->ram_failed, which the vCPU loop
- * checks before every KVM_RUN: HV_EXIT_BAD_RAM), kicks every vCPU, and waits until each
- * has been seen outside hv_vcpu_run at least once (the faulting one is waiting in the
- * uffd: KVM faults guest memory in with FOLL_INTERRUPTIBLE since Linux 6.3, so the
- * kick's signal ends its KVM_RUN with EINTR, the fault unresolved). Only then does it
- * answer faults on the bad page, with the zero page: a host read (the crash report, the
- * VGA screen) sees zeros, never the bad bytes, never hangs; no vCPU can see it, as none
- * can enter KVM_RUN again. If a vCPU has not left after FAIL_WAIT_MS (a kernel whose
- * uffd waits were not interruptible) the wait ends anyway: the guest may then see a
- * zero page for the few instructions before its pending kick, never the bad data.
- * Other pages go on being served (from the file, verified) for the monitor's reads.
+ * checks before every KVM_RUN and after it: HV_EXIT_BAD_RAM, so no device acts on an exit
+ * either), kicks every vCPU (request flag, immediate_exit, signal) and holds the fault.
+ * Could the kick's signal end a uffd wait inside KVM_RUN? Partly: KVM's own fault-in
+ * (get_user_pages with FOLL_INTERRUPTIBLE, Linux 6.3+) is interruptible, but on KVM-PVM
+ * (6.18) the shadow MMU reads guest page tables and the emulator fetches instructions
+ * with copy_from_user, whose kernel-mode fault only a fatal signal interrupts: measured
+ * here, a vCPU faulting on a bad page stayed in KVM_RUN until the fault was answered. So
+ * the thread goes on serving good pages until every vCPU has either been seen outside
+ * hv_vcpu_run since the failure or is itself held on a bad page (UFFD_FEATURE_THREAD_ID
+ * names the waiter), then answers the held faults with the zero page. A held vCPU then
+ * finishes its fault with the kick's signal pending, and KVM checks for a pending signal
+ * before every guest entry: KVM_RUN returns EINTR and the guest never runs again, let
+ * alone sees the bad bytes (an instruction the emulator was fetching may see zeros; its
+ * effects stay in the dead guest, and no exit it makes reaches a device). The monitor's
+ * own reads of a bad page (the crash report, the VGA screen) get zeros, never the bad
+ * bytes, and never hang longer than the settling (FAIL_WAIT_MS at worst, after which
+ * vcpus_stuck says so). Other pages go on being served, verified, for the monitor.
  *
  * hv_vm_destroy stops the thread (an eventfd), then closes the uffd, which wakes any
  * thread still waiting in a fault, before the RAM is unmapped.
@@ -68,6 +75,7 @@ struct hv_lazy {
     uint32_t *sums;
     uint64_t nsums;
     uint8_t *present;            /* bitmap over sums[] indices: copied in */
+    uint64_t npresent;
     uint8_t *buf;                /* BATCH pages, page-aligned */
     uint32_t pf_region;          /* prefetch cursor */
     uint64_t pf_run, pf_page;
@@ -133,9 +141,11 @@ static int bit(const uint8_t *map, uint64_t i)
     return (map[i / 8] >> (i % 8)) & 1;
 }
 
-static void set_bit(uint8_t *map, uint64_t i)
+static void mark_present(struct hv_lazy *l, uint64_t i)
 {
-    map[i / 8] |= (uint8_t)(1u << (i % 8));
+    if (!bit(l->present, i))
+        l->npresent++;
+    l->present[i / 8] |= (uint8_t)(1u << (i % 8));
 }
 
 /* The region holding host address a, or NULL. */
@@ -298,8 +308,10 @@ static int serve_fault(struct hv_lazy *l, uint64_t a, uint32_t tid)
 {
     a &= ~(PAGE - 1);
     struct lazy_region *r = region_of(l, a);
-    if (!r)
-        return 0;                             /* not ours: cannot happen, nothing to do */
+    if (!r) {
+        wake(l, a);                           /* not ours: cannot happen; never leave a waiter */
+        return 0;
+    }
     uint64_t p = (a - (uint64_t)(uintptr_t)r->host) / PAGE;
     int64_t idx = sum_index(r, p);
     l->stats.faults++;
@@ -315,10 +327,12 @@ static int serve_fault(struct hv_lazy *l, uint64_t a, uint32_t tid)
     int32_t why = 0;
     if (read_checked(l, r, p, (uint64_t)idx, 1, &why) == 1) {
         int e = copy_in(l, (uint8_t *)(uintptr_t)a, l->buf, PAGE);
-        if (e == -EEXIST)
-            wake(l, a);
-        set_bit(l->present, (uint64_t)idx);
-        l->stats.fetched_by_fault++;
+        if (e == 0 || e == -EEXIST) {
+            mark_present(l, (uint64_t)idx);
+            l->stats.fetched_by_fault++;
+        }
+        if (e)
+            wake(l, a);   /* EEXIST: in already; EAGAIN and the like: it faults again, and is asked again */
         return 0;
     }
     fail(l, r->gpa + p * PAGE, why);
@@ -372,16 +386,28 @@ static int prefetch_batch(struct hv_lazy *l)
         uint64_t good = read_checked(l, r, p, idx, n, &why);
         if (good) {
             uint8_t *dst = r->host + p * PAGE;
-            if (copy_in(l, dst, l->buf, good * PAGE) < 0)
-                for (uint64_t i = 0; i < good; i++)   /* a fault's copy raced in: page by page */
-                    copy_in(l, dst + i * PAGE, l->buf + i * PAGE, PAGE);
-            for (uint64_t i = 0; i < good; i++)
-                set_bit(l->present, idx + i);
-            l->stats.prefetched += good;
-            l->pf_page += good;
+            if (copy_in(l, dst, l->buf, good * PAGE) == 0) {
+                for (uint64_t i = 0; i < good; i++)
+                    mark_present(l, idx + i);
+                l->stats.prefetched += good;
+            } else {
+                for (uint64_t i = 0; i < good; i++) {   /* partly in already (EEXIST): page by page */
+                    int e = copy_in(l, dst + i * PAGE, l->buf + i * PAGE, PAGE);
+                    if (e == 0 || e == -EEXIST) {
+                        mark_present(l, idx + i);
+                        l->stats.prefetched += e == 0;
+                    }
+                }
+            }
+            l->pf_page += good;   /* a page that would not go in is left to its fault */
         }
         if (good < n)
             fail(l, r->gpa + (p + good) * PAGE, why);
+        return 1;
+    }
+    if (l->npresent < l->nsums) {   /* a page that would not go in: another pass */
+        l->pf_region = 0;
+        l->pf_run = l->pf_page = 0;
         return 1;
     }
     return 0;
