@@ -8,7 +8,7 @@ import re
 from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCES = ["errors.c", "kvm.c", "vm.c", "vcpu.c", "uart16550.c", "i8042.c", "ring.c", "snapshot.c"]
+SOURCES = ["errors.c", "kvm.c", "vm.c", "vcpu.c", "uart16550.c", "i8042.c", "ring.c", "snapshot.c", "crc32c.c", "lazyram.c"]
 CFLAGS = ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror"]
 
 

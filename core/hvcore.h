@@ -23,6 +23,7 @@
 #define HV_EXIT_FAIL_ENTRY   8   /* KVM_EXIT_FAIL_ENTRY (data[0] = hw reason) */
 #define HV_EXIT_SYSTEM_EVENT 9   /* KVM_EXIT_SYSTEM_EVENT (data[0] = type) */
 #define HV_EXIT_UNHANDLED   10   /* any other KVM exit (kvm_reason says which) */
+#define HV_EXIT_BAD_RAM     11   /* a lazily restored page failed (lazyram.c): the guest cannot run on */
 
 #define HV_NR_KVM_EXITS     64   /* exit reasons counted by number; higher ones in the last slot */
 #define HV_PORT_SLOTS       32   /* I/O ports counted one by one per vCPU; the rest in io_other */
@@ -161,6 +162,51 @@ void hv_i8042_get_stats(struct hv_vm *vm, struct hv_kbd_stats *out);
 int hv_vm_save_ram(struct hv_vm *vm, uint32_t slot, int fd, uint64_t file_off,
                    const uint64_t *hint, uint64_t hint_runs,
                    uint64_t *runs, uint64_t max_runs, uint64_t *pages_written);
+
+/* CRC32C (crc32c.c): the standard one (crc 0 to start; pass a result to continue). */
+uint32_t hv_crc32c(uint32_t crc, const void *buf, size_t len);
+uint32_t hv_crc32c_sw(uint32_t crc, const void *buf, size_t len);   /* the table */
+uint32_t hv_crc32c_hw(uint32_t crc, const void *buf, size_t len);   /* SSE4.2 (the table without it) */
+int hv_crc32c_hw_available(void);
+void hv_crc32c_pages(const uint8_t *base, const uint64_t *runs, uint64_t nruns, uint32_t *sums);
+int hv_crc32c_check_pages(const uint8_t *base, const uint64_t *runs, uint64_t nruns,
+                          const uint32_t *sums, uint64_t *bad_page);
+
+/* Lazy restore (lazyram.c): a restored guest's RAM slots (mapped anonymous) filled from
+   the snapshot file on first touch through a userfaultfd, each written page checked
+   against its CRC32C first; the rest prefetched in the background. */
+#define HV_LAZY_RUNNING       1   /* serving faults, prefetching */
+#define HV_LAZY_DONE          2   /* every written page is in; the file is closed */
+#define HV_LAZY_FAILED        3   /* a page failed: bad_gpa, bad_reason; no vCPU runs again */
+#define HV_LAZY_BAD_CHECKSUM  1
+#define HV_LAZY_BAD_SHORT     2   /* the file ends before the page (truncated) */
+struct hv_lazy_region {
+    uint32_t slot;
+    uint32_t pad;
+    uint64_t file_off;            /* where the slot's page 0 is in the file */
+    const uint64_t *runs;         /* (first page, count) pairs of its written pages, sorted */
+    uint64_t nruns;
+};
+struct hv_lazy_stats {
+    int32_t state;                /* HV_LAZY_* */
+    int32_t bad_reason;           /* HV_LAZY_BAD_* */
+    uint64_t bad_gpa;
+    uint64_t pages_total;         /* written pages in the file */
+    uint64_t prefetched;          /* of those, copied in by the prefetch */
+    uint64_t fetched_by_fault;    /* ... and by a fault */
+    uint64_t faults;              /* missing-page faults served */
+    uint64_t zero_faults;         /* of those, holes (the zero page) */
+    uint64_t t_start_ns;          /* CLOCK_MONOTONIC */
+    uint64_t t_done_ns;           /* DONE or FAILED */
+    uint32_t vcpus_stuck;         /* a vCPU did not leave KVM_RUN when kicked (see lazyram.c) */
+    uint32_t pad;
+};
+int hv_lazy_available(void);      /* 1, or -errno: no userfaultfd this process may use */
+int hv_vm_restore_lazy(struct hv_vm *vm, int fd, const struct hv_lazy_region *regions, uint32_t nregions,
+                       const uint32_t *sums, uint64_t nsums, uint32_t flags);
+#define HV_LAZY_NO_PREFETCH   1   /* flags: serve faults only (tests) */
+int hv_lazy_notify_fd(struct hv_vm *vm);   /* eventfd: readable on DONE or FAILED */
+int hv_lazy_get_stats(struct hv_vm *vm, struct hv_lazy_stats *out);
 
 /* vCPUs */
 int hv_vcpu_create(struct hv_vm *vm, uint32_t index, struct hv_vcpu **out);

@@ -35,6 +35,11 @@ struct hv_vm {
     struct i8042 kbd;
     int irq1_level, irq12_level;
     uint64_t kbd_keys, kbd_dropped;
+
+    pthread_mutex_t vcpus_lock;        /* guards the vcpus list (lazyram.c kicks them) */
+    struct hv_vcpu *vcpus;
+    struct hv_lazy *lazy;              /* lazily restored RAM (lazyram.c), or NULL */
+    atomic_int ram_failed;             /* a restored page failed: no vCPU enters KVM_RUN again */
 };
 
 struct hv_vcpu {
@@ -50,6 +55,8 @@ struct hv_vcpu {
     atomic_int tid;
     uint64_t t_last;
     struct hv_vcpu_stats stats;
+    struct hv_vcpu *next_in_vm;        /* vm->vcpus, under vm->vcpus_lock */
+    int lazy_seen_out;                 /* lazyram.c's, under vm->vcpus_lock */
 };
 
 /* Record the failing operation and return -errno. */
@@ -73,4 +80,7 @@ uint64_t hv_now_ns(void);
 int hv_vm_handle_io(struct hv_vm *vm, struct kvm_run *run, struct hv_exit *exit);
 int hv_vm_rx_pending(struct hv_vm *vm);
 uint64_t hv_le_value(const uint8_t *data, uint8_t size);   /* a little-endian I/O value */
+
+/* lazyram.c: stop serving a lazily restored RAM (before it is unmapped) */
+void hv_lazy_stop(struct hv_vm *vm);
 #endif

@@ -73,6 +73,10 @@ int hv_vcpu_create(struct hv_vm *vm, uint32_t index, struct hv_vcpu **out)
     pthread_mutex_init(&v->kick_lock, NULL);
     atomic_init(&v->request, 0);
     atomic_init(&v->tid, 0);
+    pthread_mutex_lock(&vm->vcpus_lock);   /* lazyram.c may kick it */
+    v->next_in_vm = vm->vcpus;
+    vm->vcpus = v;
+    pthread_mutex_unlock(&vm->vcpus_lock);
     *out = v;
     return 0;
 }
@@ -81,6 +85,13 @@ void hv_vcpu_destroy(struct hv_vcpu *v)
 {
     if (!v)
         return;
+    pthread_mutex_lock(&v->vm->vcpus_lock);
+    for (struct hv_vcpu **p = &v->vm->vcpus; *p; p = &(*p)->next_in_vm)
+        if (*p == v) {
+            *p = v->next_in_vm;
+            break;
+        }
+    pthread_mutex_unlock(&v->vm->vcpus_lock);
     munmap(v->run, (size_t)v->vm->run_size);
     close(v->fd);
     close(v->kick_efd);
@@ -266,6 +277,10 @@ static int run_loop(struct hv_vcpu *v, struct hv_exit *e)
             e->reason = HV_EXIT_REQUEST;
             return 0;
         }
+        if (atomic_load_explicit(&v->vm->ram_failed, memory_order_acquire)) {   /* lazyram.c */
+            e->reason = HV_EXIT_BAD_RAM;
+            return 0;
+        }
         uint64_t t0 = hv_now_ns();
         if (v->t_last)
             s->ns_in_monitor += t0 - v->t_last;
@@ -281,6 +296,10 @@ static int run_loop(struct hv_vcpu *v, struct hv_exit *e)
                 continue;
             }
             return hv_fail_errno("KVM_RUN", err);
+        }
+        if (atomic_load_explicit(&v->vm->ram_failed, memory_order_acquire)) {   /* no device acts for it */
+            e->reason = HV_EXIT_BAD_RAM;
+            return 0;
         }
         uint32_t reason = run->exit_reason;
         s->exits[reason < HV_NR_KVM_EXITS ? reason : HV_NR_KVM_EXITS - 1]++;

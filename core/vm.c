@@ -53,6 +53,8 @@ int hv_vm_create(int kvm_fd, struct hv_vm **out)
     }
     pthread_mutex_init(&vm->uart_lock, NULL);
     pthread_mutex_init(&vm->i8042_lock, NULL);
+    pthread_mutex_init(&vm->vcpus_lock, NULL);
+    atomic_init(&vm->ram_failed, 0);
     uart_reset(&vm->uart);
     i8042_reset(&vm->kbd);
     vm->irq1_level = vm->irq12_level = 0;
@@ -74,6 +76,7 @@ void hv_vm_destroy(struct hv_vm *vm)
 {
     if (!vm)
         return;
+    hv_lazy_stop(vm);   /* no fault is served, nor waits, once the RAM is gone */
     for (int i = 0; i < HV_MAX_SLOTS; i++)
         if (vm->slots[i].host)
             munmap(vm->slots[i].host, vm->slots[i].size);
@@ -82,6 +85,7 @@ void hv_vm_destroy(struct hv_vm *vm)
     close(vm->vm_fd);
     pthread_mutex_destroy(&vm->uart_lock);
     pthread_mutex_destroy(&vm->i8042_lock);
+    pthread_mutex_destroy(&vm->vcpus_lock);
     free(vm);
 }
 

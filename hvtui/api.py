@@ -618,11 +618,13 @@ def is_snapshot(path: str) -> bool:
         return False
 
 
-def snapshot_info(path: str) -> dict:
-    """Verify a snapshot file (checksums, this host's CPU) and say what it holds."""
+def snapshot_info(path: str, pages: bool = False) -> dict:
+    """Verify a snapshot file (checksums, this host's CPU; with pages, every memory page
+    too, as `hvtui snapshot info` does: a restore checks each page when it is first used)
+    and say what it holds."""
     from hvtui.vmm import snapshot
     from hvtui.vmm.kvm import Kvm
-    return snapshot.verify(path, Kvm.get())
+    return snapshot.verify(path, Kvm.get(), pages=pages)
 
 
 def log_to_file(log_dir=None):

@@ -436,7 +436,7 @@ async def _live_snapshot(monitor, name: str, args, failed: list) -> None:
 def _snapshot_info(args) -> int:
     import json
     import time
-    info = api.snapshot_info(args.file)
+    info = api.snapshot_info(args.file, pages=True)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0

@@ -37,16 +37,18 @@ def rebuild(src, dst, state_bytes: bytes) -> None:
     the new length puts them, checksums and header CRC recomputed (a well-formed file)."""
     data = open(src, "rb").read()
     (magic, version, _, state_off, state_len, mem_off, mem_len, map_off, map_len,
-     _, map_sum, mem_crc, _) = _header(data)
+     _, map_sum, sums_off, sums_len, sums_sum, _, _) = _header(data)
     memory, page_map = data[mem_off:mem_off + mem_len], data[map_off:map_off + map_len]
+    sums = data[sums_off:sums_off + sums_len]
     new_mem_off = -(-(snapshot.PAGE + len(state_bytes)) // snapshot.PAGE) * snapshot.PAGE
     header = bytearray(snapshot.PAGE)
+    new_map_off = new_mem_off + mem_len
     snapshot.HEADER.pack_into(header, 0, magic, version, 0, snapshot.PAGE, len(state_bytes), new_mem_off, mem_len,
-                              new_mem_off + mem_len, map_len, hashlib.sha256(state_bytes).digest(), map_sum,
-                              mem_crc, 0)
+                              new_map_off, map_len, hashlib.sha256(state_bytes).digest(), map_sum,
+                              new_map_off + map_len, sums_len, sums_sum, 0, 0)
     struct.pack_into("<I", header, snapshot.HEADER_CRC_AT, zlib.crc32(header))
     out = bytes(header) + state_bytes
-    out += bytes(new_mem_off - len(out)) + memory + page_map
+    out += bytes(new_mem_off - len(out)) + memory + page_map + sums
     with open(dst, "wb") as f:
         f.write(out)
 

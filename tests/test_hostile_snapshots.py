@@ -191,7 +191,7 @@ def test_a_header_claiming_a_4_gib_state_is_refused_unread(tmp_path):
     mem_off = -(-(snapshot.PAGE + state_len) // snapshot.PAGE) * snapshot.PAGE
     header = bytearray(snapshot.PAGE)
     snapshot.HEADER.pack_into(header, 0, snapshot.MAGIC, snapshot.VERSION, 0, snapshot.PAGE, state_len, mem_off,
-                              0, mem_off, 0, bytes(32), bytes(32), 0, 0)
+                              0, mem_off, 0, bytes(32), bytes(32), mem_off, 0, bytes(32), 0, 0)
     struct.pack_into("<I", header, snapshot.HEADER_CRC_AT, zlib.crc32(header))
     with open(path, "wb") as f:
         f.write(header)

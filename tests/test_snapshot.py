@@ -291,6 +291,7 @@ def _corrupt(src, dst, kind: str) -> None:
     flip = {
         "magic": 0, "version": 8, "header padding": 3000, "state": state_off + state_len // 2,
         "memory data": first_data + 100, "memory hole": hole + 7, "page map": map_off + map_len - 3,
+        "checksum table": len(data) - 2,
     }
     if kind == "truncated":
         del data[-1]
@@ -306,10 +307,12 @@ def _corrupt(src, dst, kind: str) -> None:
         f.write(data)
 
 
+# A bad memory page is not among these: the file opens, and the page is refused when it is
+# first used (tests/test_lazy_restore.py); `snapshot info` checks every page (below).
 CORRUPTIONS = {
     "magic": "wrong magic", "version": "format version", "header padding": "header checksum",
-    "state": "state section checksum", "memory data": "memory checksum",
-    "memory hole": "data in a zero page", "page map": "page map checksum",
+    "state": "state section checksum", "checksum table": "checksum table mismatch",
+    "page map": "page map checksum",
     "truncated": "truncated", "truncated to the header": "truncated", "empty": "wrong magic",
     "appended": "longer than",
 }
@@ -324,6 +327,19 @@ async def test_bad_file_is_refused_untouched(host, good_snapshot, tmp_path, kind
         await host.restore(bad, name="never")
     assert host.guests == {}                      # no machine created
     assert digest(bad) == before and os.stat(bad).st_mtime_ns == mtime
+
+
+@pytest.mark.parametrize("kind,message", [("memory data", r"memory page at gpa 0x[0-9a-f]+ fails its checksum"),
+                                          ("memory hole", "data in a zero page")])
+def test_snapshot_info_checks_every_page(good_snapshot, tmp_path, kind, message):
+    """A restore checks a page when it is first used; `snapshot info` (and a restore
+    without a userfaultfd) checks them all up front, holes included."""
+    bad = tmp_path / "bad.snap"
+    _corrupt(good_snapshot, bad, kind)
+    with snapshot.open_snapshot(str(bad)):
+        pass                                      # the sections and the table are sound
+    with pytest.raises(SnapshotError, match=message):
+        snapshot.verify(str(bad), pages=True)
 
 
 def test_foreign_cpu_is_refused(good_snapshot, tmp_path, monkeypatch):

@@ -465,8 +465,99 @@ static int test_vcpu_loop(void)
     return 0;
 }
 
+static void test_crc32c(void)
+{
+    /* the standard check value, and RFC 3720's vectors (iSCSI) */
+    CHECK(hv_crc32c(0, "123456789", 9) == 0xe3069283u);
+    CHECK(hv_crc32c_sw(0, "123456789", 9) == 0xe3069283u);
+    uint8_t buf[4096 + 64];
+    memset(buf, 0, 32);
+    CHECK(hv_crc32c(0, buf, 32) == 0x8a9136aau);
+    memset(buf, 0xff, 32);
+    CHECK(hv_crc32c(0, buf, 32) == 0x62a8ab43u);
+    for (int i = 0; i < 32; i++)
+        buf[i] = (uint8_t)i;
+    CHECK(hv_crc32c(0, buf, 32) == 0x46dd794eu);
+    CHECK(hv_crc32c(0, buf, 0) == 0);
+    /* the instruction and the table agree at every length and alignment; continuing works */
+    uint32_t x = 12345;
+    for (size_t i = 0; i < sizeof(buf); i++) {
+        x = x * 1103515245u + 12345u;
+        buf[i] = (uint8_t)(x >> 16);
+    }
+    int agree = 1;
+    for (size_t off = 0; off < 9; off++)
+        for (size_t len = 0; len < 300; len += 7)
+            agree &= hv_crc32c_hw(0, buf + off, len) == hv_crc32c_sw(0, buf + off, len);
+    CHECK(agree);
+    CHECK(hv_crc32c_hw(0, buf, 4096) == hv_crc32c_sw(0, buf, 4096));
+    CHECK(hv_crc32c(hv_crc32c(0, buf, 1000), buf + 1000, 3096) == hv_crc32c(0, buf, 4096));
+    printf("crc32c: %s\n", hv_crc32c_hw_available() ? "SSE4.2 and the table checked" : "the table (no SSE4.2)");
+}
+
+/* Lazy RAM without a guest: this thread reads the slot, the core's thread serves it. */
+static void test_lazy_ram(void)
+{
+    int kvm = hv_kvm_open("/dev/kvm");
+    if (kvm < 0)
+        return;
+    struct hv_vm *vm;
+    CHECK(hv_vm_create(kvm, &vm) == 0);
+    if (hv_lazy_available() <= 0) {
+        fprintf(stderr, "skipped the lazy RAM test: no userfaultfd (%s)\n", hv_last_op());
+        hv_vm_destroy(vm);
+        close(kvm);
+        return;
+    }
+    enum { PAGES = 8 };
+    char path[] = "/tmp/hvtui-lazy-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    unlink(path);
+    static uint8_t page[4096];
+    uint64_t runs[] = { 1, 2, 5, 1 };     /* pages 1, 2 and 5 written */
+    uint32_t sums[3];
+    int k = 0;
+    for (int r = 0; r < 2; r++)
+        for (uint64_t p = runs[2 * r]; p < runs[2 * r] + runs[2 * r + 1]; p++) {
+            memset(page, (int)(0x10 + p), sizeof(page));
+            CHECK(pwrite(fd, page, sizeof(page), (off_t)(p * 4096)) == 4096);
+            sums[k++] = hv_crc32c(0, page, sizeof(page));
+        }
+    page[0] ^= 1;                                   /* page 5 in the file goes bad */
+    CHECK(pwrite(fd, page, sizeof(page), 5 * 4096) == 4096);
+    void *host;
+    CHECK(hv_vm_map_ram(vm, 2, 0x40000000ull, PAGES * 4096, -1, 0, &host) == 0);
+    struct hv_lazy_region region = { .slot = 2, .file_off = 0, .runs = runs, .nruns = 2 };
+    uint64_t bad_runs[] = { 7, 2 };                 /* past the slot: refused */
+    struct hv_lazy_region bad = { .slot = 2, .file_off = 0, .runs = bad_runs, .nruns = 1 };
+    CHECK(hv_vm_restore_lazy(vm, fd, &bad, 1, sums, 2, HV_LAZY_NO_PREFETCH) == -EINVAL);
+    CHECK(hv_vm_restore_lazy(vm, fd, &region, 1, sums, 2, HV_LAZY_NO_PREFETCH) == -EINVAL);   /* 3 pages, 2 sums */
+    CHECK(hv_vm_restore_lazy(vm, fd, &region, 1, sums, 3, HV_LAZY_NO_PREFETCH) == 0);
+    close(fd);                                      /* the core keeps its own */
+    volatile uint8_t *mem = host;
+    CHECK(mem[0] == 0 && mem[4095] == 0);           /* a hole */
+    CHECK(mem[4096] == 0x11 && mem[2 * 4096 + 4095] == 0x12);
+    struct hv_lazy_stats st;
+    for (int i = 0; i < 1000; i++) {                /* the thread counts after it has woken us */
+        if (hv_lazy_get_stats(vm, &st) == 0 && st.fetched_by_fault == 2)
+            break;
+        usleep(1000);
+    }
+    CHECK(st.state == HV_LAZY_RUNNING && st.fetched_by_fault == 2 && st.faults == 3 && st.zero_faults == 1);
+    CHECK(mem[5 * 4096] == 0);                      /* the bad page: zeros, never its bytes */
+    CHECK(hv_lazy_get_stats(vm, &st) == 0 && st.state == HV_LAZY_FAILED);
+    CHECK(st.bad_gpa == 0x40000000ull + 5 * 4096 && st.bad_reason == HV_LAZY_BAD_CHECKSUM);
+    CHECK(atomic_load(&vm->ram_failed) == 1);
+    CHECK(mem[4096 + 1] == 0x11);                   /* good pages are still served */
+    hv_vm_destroy(vm);                              /* stops the thread, then unmaps */
+    close(kvm);
+}
+
 int main(void)
 {
+    test_crc32c();
+    test_lazy_ram();
     test_uart();
     test_ring();
     test_i8042();

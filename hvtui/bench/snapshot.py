@@ -4,13 +4,22 @@ For each guest size (64 MiB .. 4 GiB by default) a counter guest runs until it h
 printed, is paused, and is then saved and restored --runs times:
   save_ms    - Machine.snapshot of the paused guest: vCPU/VM/device state, the non-zero
                pages out to a sparse file, fsync, rename;
-  restore_ms - verify the file (header, checksums, holes) and build a `created` machine
-               from it (RAM mapped MAP_PRIVATE from the file, all state set), ready to start.
+  restore_ms - verify the file (header, state, page map and checksum table) and build a
+               `created` machine from it (RAM served lazily from the file, each page
+               checked on first touch: vmm/lazyram.py; all state set), ready to start.
 Medians of the runs. restore_growth = restore_ms at the largest size / at the smallest
 (the goal: <= 2, i.e. restore does not grow with guest size). The file's apparent size,
 the bytes it holds on disk and the guest's touched (non-zero) memory are reported too.
 A second series writes --touched MiB of data into a guest of the middle size first, to
 show that save time and file size follow touched memory, not guest size.
+
+The restore-touched series (restore_touched_ms) restores a shell guest of
+RESTORE_GUEST_MIB that wrote RESTORE_TOUCHED MiB (64 and 1024): open_snapshot to a
+`created` machine, as restore_ms. Beside it, honestly, what laziness defers:
+  first_output_ms  - from start() of the restored guest to the echo of a key typed at
+                     once (its code, stack and page tables are faulted in and checked);
+  verified_ms      - from open_snapshot until the background prefetch has read and
+                     checked every written page (the guest no longer needs the file).
 """
 from __future__ import annotations
 
@@ -28,6 +37,8 @@ from hvtui.vmm.machine import Machine, MachineConfig
 
 MiB = 1 << 20
 SETTLE_S = 0.1
+RESTORE_TOUCHED = (64, 1024)     # MiB the guest wrote, for restore_touched_ms
+RESTORE_GUEST_MIB = 2048
 
 
 def _paused_counter(memory_mib: int) -> Machine:
@@ -93,13 +104,74 @@ def measure_one(memory_mib: int, runs: int, directory: str, touched_mib: int = 0
     }
 
 
+def _echo(m: Machine, key: bytes, timeout: float = 30) -> None:
+    out, deadline = b"", time.monotonic() + timeout
+    while key not in out:
+        if time.monotonic() > deadline or not m.state.live:
+            raise RuntimeError(f"{m.name}: no echo of {key!r} ({m.state.value} {m.stop_reason})")
+        out += m.read_console()
+        time.sleep(0.0002)
+
+
+def measure_restore_touched(touched_mib: int, runs: int, directory: str,
+                            memory_mib: int = RESTORE_GUEST_MIB) -> dict:
+    """A shell guest that wrote touched_mib MiB, saved once and restored runs times."""
+    m = Machine(MachineConfig(name=f"rt{touched_mib}", image=images.resolve("shell"),
+                              memory_mib=memory_mib, watchdog_s=0))
+    path = os.path.join(directory, f"restore-touched-{touched_mib}.snap")
+    try:
+        m.start()
+        _echo(m, b"hvtui> ")
+        m.pause()
+        _touch(m, touched_mib)
+        info = m.snapshot(path)
+    finally:
+        m.stop()
+        m.destroy()
+    restores, firsts, verified, lazy = [], [], [], True
+    try:
+        for _ in range(runs):
+            t0 = time.monotonic_ns()
+            with snapshot.open_snapshot(path) as snap:
+                r = Machine.from_snapshot(snap, "restored")
+            restores.append((time.monotonic_ns() - t0) / 1e6)
+            try:
+                t1 = time.perf_counter()
+                r.start()
+                r.push_input(b"x")
+                _echo(r, b"x")
+                firsts.append((time.perf_counter() - t1) * 1e3)
+                lazy = r.lazy is not None
+                if lazy:
+                    deadline = time.monotonic() + 120
+                    while (st := r.lazy.stats())["state"] == "running" and time.monotonic() < deadline:
+                        time.sleep(0.001)
+                    if st["state"] != "done":
+                        raise RuntimeError(f"the prefetch ended {st['state']}")
+                    verified.append((st["t_done_ns"] - t0) / 1e6)
+            finally:
+                r.stop()
+                r.destroy()
+            time.sleep(SETTLE_S)
+    finally:
+        os.unlink(path)
+    med = statistics.median
+    return {"memory_mib": memory_mib, "touched_mib": touched_mib, "lazy": lazy,
+            "data_bytes": info["data_bytes"], "save_ms": round(info["save_ms"], 2),
+            "restore_ms": round(med(restores), 2), "first_output_ms": round(med(firsts), 2),
+            "verified_ms": round(med(verified), 1) if verified else None,
+            "restore_runs": [round(x, 2) for x in restores], "first_output_runs": [round(x, 2) for x in firsts],
+            "verified_runs": [round(x, 1) for x in verified]}
+
+
 def measure(sizes: list[int], runs: int = 5, touched: list[int] | None = None,
-            directory: str | None = None) -> dict:
+            directory: str | None = None, restore_touched=RESTORE_TOUCHED) -> dict:
     kvm = Kvm.get()
     with tempfile.TemporaryDirectory(prefix="hvtui-bench-", dir=directory) as d:
         rows = [measure_one(size, runs, d) for size in sizes]
         middle = sizes[len(sizes) // 2]
         touched_rows = [measure_one(middle, runs, d, t) for t in (touched or [])]
+        rt_rows = [measure_restore_touched(t, runs, d) for t in restore_touched]
     by = {str(r["memory_mib"]): r for r in rows}
     return {
         "kvm": kvm.kind,
@@ -109,6 +181,10 @@ def measure(sizes: list[int], runs: int = 5, touched: list[int] | None = None,
         "restore_growth": round(rows[-1]["restore_ms"] / rows[0]["restore_ms"], 3),
         "sizes": rows,
         "touched": touched_rows,
+        "restore_touched_ms": {str(r["touched_mib"]): r["restore_ms"] for r in rt_rows},
+        "first_output_ms": {str(r["touched_mib"]): r["first_output_ms"] for r in rt_rows},
+        "verified_ms": {str(r["touched_mib"]): r["verified_ms"] for r in rt_rows},
+        "restore_touched": rt_rows,
     }
 
 
@@ -133,5 +209,9 @@ def main(args) -> int:
     for r in result["touched"]:
         print(f"  {r['memory_mib']} MiB guest with {r['touched_mib']} MiB written: save {r['save_ms']:.2f} ms, "
               f"restore {r['restore_ms']:.2f} ms, file holds {r['allocated_bytes'] / MiB:.1f} MiB on disk")
+    for r in result["restore_touched"]:
+        verified = f"{r['verified_ms']:.0f} ms" if r["verified_ms"] is not None else "up front (no userfaultfd)"
+        print(f"  {r['memory_mib']} MiB shell guest that wrote {r['touched_mib']} MiB: restore {r['restore_ms']:.2f} ms, "
+              f"first output after start {r['first_output_ms']:.2f} ms, every page verified at {verified}")
     sys.stdout.flush()
     return 0

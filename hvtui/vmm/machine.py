@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from hvtui._core import ffi, lib
 from hvtui.errors import ConfigError, DeviceError, GuestMemoryError, HvError, ImageError, SnapshotError, StateError
 from hvtui.states import State
-from hvtui.vmm import admission, boot, cpu, firmware, layout
+from hvtui.vmm import admission, boot, cpu, firmware, layout, lazyram
 from hvtui.vmm.boot import pc
 from hvtui.vmm.board import PYDEV_PORT, Board
 from hvtui.vmm.devices.bus import Bus
@@ -153,6 +153,7 @@ class Machine:
         self.vcpus: list[Vcpu] = []
         self.memory = GuestMemory()
         self._ram_hint: dict = {}        # slot -> runs of pages a restored RAM reads from its file
+        self.lazy: lazyram.LazyRam | None = None   # a restored RAM served from its file (vmm/lazyram.py)
         self._control = threading.Lock()    # held through a snapshot, or a runaway check
         try:
             self._build() if snapshot is None else self._restore(snapshot)
@@ -453,6 +454,8 @@ class Machine:
             return _GuestFault(what, "KVM could not emulate an instruction" if insn else "", insn)
         if r == lib.HV_EXIT_FAIL_ENTRY:
             return _GuestFault("entry failure", f"hardware reason {e.info[0]:#x}")
+        if r == lib.HV_EXIT_BAD_RAM:
+            return _GuestFault("corrupt snapshot page", self.ram_failure() or "")
         if r == lib.HV_EXIT_SYSTEM_EVENT:
             return _GuestFault("system event", f"type {e.info[0]}")
         return _GuestFault("unhandled exit", exit_name(e.kvm_reason))
@@ -615,13 +618,22 @@ class Machine:
             owners[key].restore(saved)
 
     def _restore(self, snap: snapshot.Snapshot) -> None:
-        """_build's twin for a snapshot: RAM mapped copy-on-write (MAP_PRIVATE) from the file,
-        so nothing is copied and the cost does not grow with guest size."""
-        cfg = self.config
+        """_build's twin for a snapshot. RAM is anonymous memory filled on first touch from
+        the file, each page verified first (vmm/lazyram.py), so the cost does not grow with
+        what the guest wrote; without a userfaultfd (or for a version-1 file) every page is
+        verified now and the file mapped copy-on-write (MAP_PRIVATE) instead."""
         self.vm = VmPool.for_kvm(self.kvm).take()
+        lazy = snap.sums is not None and not snap.pages_checked and lazyram.available()
+        if not lazy:
+            from hvtui.vmm import snapshot    # loaded already: snap came from it
+            snapshot.check_pages(snap)
         for r in snap.regions:
-            self.memory.add(r.gpa, r.size, self.vm.map_ram(r.slot, r.gpa, r.size, snap.fd, snap.mem_off + r.offset))
+            host = (self.vm.map_ram(r.slot, r.gpa, r.size) if lazy
+                    else self.vm.map_ram(r.slot, r.gpa, r.size, snap.fd, snap.mem_off + r.offset))
+            self.memory.add(r.gpa, r.size, host)
             self._ram_hint[r.slot] = r.runs
+        if lazy:     # before any device's restore can read guest RAM
+            self.lazy = lazyram.LazyRam(self.vm, snap, self._ram_failed)
         self._add_devices()
         self._add_vcpus()
         try:
@@ -631,12 +643,26 @@ class Machine:
         except SnapshotError as e:
             raise SnapshotError(f"{snap.path}: state does not fit this machine: {e}") from None
 
+    def _ram_failed(self, reason: str) -> None:
+        """The lazy RAM's watcher: a page failed (a running vCPU may have said so first). A
+        guest not started yet stays `created`: its start crashes it at once (no vCPU enters
+        KVM_RUN: HV_EXIT_BAD_RAM), so a restore is never mistaken for an ended guest that
+        `start` would boot again from its image."""
+        if self.state == State.CREATED:
+            return
+        report = CrashReport(reason="corrupt snapshot page", detail=reason)
+        self._end(State.CRASHED, stop_reason=report.summary(), crash=report)
+
+    def ram_failure(self) -> str | None:
+        """Why a lazily restored RAM failed (a page's gpa and what is wrong), or None."""
+        return self.lazy.failure() if self.lazy is not None else None
+
     def config_dict(self) -> dict:
         return dataclasses.asdict(self.config)
 
     def ram_regions(self) -> list[tuple]:
-        """(slot, gpa, size, writable view, hint runs or None) of each RAM slot, in gpa order."""
-        return [(slot, r.gpa, r.size, r.view, self._ram_hint.get(slot))
+        """(slot, gpa, size, host pointer, hint runs or None) of each RAM slot, in gpa order."""
+        return [(slot, r.gpa, r.size, r.host, self._ram_hint.get(slot))
                 for slot, r in enumerate(self.memory.regions)]
 
     def console_offset(self) -> int:
@@ -715,6 +741,8 @@ class Machine:
             vcpu.destroy()
         self.vcpus = []
         self.memory = GuestMemory()
+        if self.lazy is not None:
+            self.lazy.close()
         if self.vm is not None:
             self.vm.destroy()
             self.vm = None

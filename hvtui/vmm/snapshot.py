@@ -1,7 +1,7 @@
 """The snapshot file (DESIGN §6): write, verify, read. It only composes: each component
 saves and restores its own state (Vcpu, Vm, the bus devices: see Machine.save_state).
 
-Layout, every offset from the start of the file:
+Layout (format version 2), every offset from the start of the file:
 
     0          header page (4096 bytes): HEADER, then zeros; its CRC32 covers the whole page
     4096       state section: UTF-8 JSON (config, CPUID fingerprint, vCPUs, VM, devices);
@@ -10,16 +10,28 @@ Layout, every offset from the start of the file:
                gpa order; only non-zero pages are written, the rest are holes
     map_off    page map (= mem_off + mem_len): for each region MAP_REGION, then its runs of
                written pages as (first page, page count) little-endian u64 pairs
+    sums_off   checksum table (= map_off + map_len): the CRC32C of each written page, in
+               page-map run order, little-endian u32 (1 MiB for 1 GiB written)
 
-The header holds the SHA-256 of the state section and of the page map and a CRC32 of
-the written pages in run order. A file is verified (magic, version, exact length, each
-section no larger than the format allows, all three checksums, holes really empty) and
-its state held to a schema (snapshot_schema.py: types, ranges, sizes, depth) before
-anything is created from it. It is written as an unnamed file in the same directory
-(O_TMPFILE: a process killed mid-save leaves nothing behind), fsynced, then linked under
-a temporary name and renamed over the target, so a crash mid-write leaves the previous
-file (or none), never a torn one. A full disk fails the save with one line; the previous
-file stays as it was.
+The header holds the SHA-256 of the state section, of the page map and of the checksum
+table. open_snapshot verifies all of that (magic, version, exact length, each section no
+larger than the format allows, the three digests) and holds the state to a schema
+(snapshot_schema.py: types, ranges, sizes, depth) before anything is created from it; its
+cost follows the number of written pages (a table of 4 bytes each), not their bytes. The
+pages themselves are checked one by one as they are used: a restored machine's RAM is
+filled from the file on first touch by a C thread (core/lazyram.c, a userfaultfd), which
+reads each page, checks its CRC32C against the table and only then maps it; a page that
+fails (or that a truncated file no longer holds) is never mapped, and the machine ends
+`crashed` naming its gpa before any vCPU or monitor read sees it. The same thread
+prefetches the rest in the background; then the guest no longer needs the file. Where a
+userfaultfd cannot be had (a user without access to /dev/userfaultfd), check_pages()
+verifies every written page and every hole up front and the file is mapped MAP_PRIVATE,
+as version 1 files always are (their single CRC32 is checked at open_snapshot).
+
+A file is written as an unnamed file in the same directory (O_TMPFILE: a process killed
+mid-save leaves nothing behind), fsynced, then linked under a temporary name and renamed
+over the target, so a crash mid-write leaves the previous file (or none), never a torn
+one. A full disk fails the save with one line; the previous file stays as it was.
 """
 from __future__ import annotations
 
@@ -44,12 +56,16 @@ from hvtui.vmm.files import SNAPSHOT_MAGIC, file_kind
 from hvtui.vmm.snapshot_schema import MAX_STATE_BYTES, SchemaError
 
 MAGIC = SNAPSHOT_MAGIC
-VERSION = 1
+VERSION = 2                      # what write() makes; open_snapshot also reads version 1
 PAGE = 4096
-HEADER = struct.Struct("<8sIIQQQQQQ32s32sII")
+HEADER = struct.Struct("<8sIIQQQQQQ32s32sQQ32sII")
 # magic, version, reserved, state_off, state_len, mem_off, mem_len, map_off, map_len,
-# state_sha256, map_sha256, mem_crc32, header_crc32 (of the header page with this field 0)
+# state_sha256, map_sha256, sums_off, sums_len, sums_sha256, reserved,
+# header_crc32 (of the header page with this field 0)
 HEADER_CRC_AT = HEADER.size - 4
+HEADER_V1 = struct.Struct("<8sIIQQQQQQ32s32sII")
+# version 1: ... map_sha256, mem_crc32 (zlib CRC32 of the written pages in run order), header_crc32
+HEADER_V1_CRC_AT = HEADER_V1.size - 4
 MAP_REGION = struct.Struct("<IIQQQ")   # slot, runs, gpa, size, offset in the memory section
 STALL_ENV = "HVTUI_TEST_SNAPSHOT_STALL"  # tests: seconds to sleep with the file half written
 TMP_MARK = ".hvtui-tmp-"
@@ -79,6 +95,9 @@ class Snapshot:
     mem_off: int
     state: dict
     regions: list[Region] = field(default_factory=list)
+    version: int = VERSION
+    sums: array.array | None = None   # version 2: CRC32C of each written page, in run order
+    pages_checked: bool = False       # every page verified up front (version 1, or check_pages)
 
     @property
     def config(self) -> dict:
@@ -162,24 +181,28 @@ def write(path: str, machine) -> dict:
     try:
         os.pwrite(fd, state_bytes, PAGE)
         os.ftruncate(fd, mem_off + mem_len)
-        crc, offset, map_parts, data_pages = 0, 0, [], 0
-        for slot, gpa, size, view, hint in regions:
+        offset, map_parts, sum_parts, data_pages = 0, [], [], 0
+        for slot, gpa, size, host, hint in regions:
             runs = _save_ram(machine, slot, fd, mem_off + offset, hint)
             data_pages += sum(runs[1::2])
-            for first, count in zip(runs[0::2], runs[1::2]):
-                crc = zlib.crc32(view[first * PAGE:(first + count) * PAGE], crc)
+            sum_parts.append(page_sums(host, runs))
             map_parts += [MAP_REGION.pack(slot, len(runs) // 2, gpa, size, offset), runs.tobytes()]
             offset += size
-        map_bytes = b"".join(map_parts)
+        failure = machine.ram_failure()
+        if failure:     # a lazily restored page failed while it was read for this save
+            raise SnapshotError(f"{path}: {failure}; the snapshot was not saved")
+        map_bytes, sums_bytes = b"".join(map_parts), b"".join(sum_parts)
         map_off = mem_off + mem_len
-        os.pwrite(fd, map_bytes, map_off)
+        sums_off = map_off + len(map_bytes)
+        os.pwrite(fd, map_bytes + sums_bytes, map_off)
         stall = float(os.environ.get(STALL_ENV, "0") or 0)
         if stall:
             time.sleep(stall)
         header = bytearray(PAGE)
         HEADER.pack_into(header, 0, MAGIC, VERSION, 0, PAGE, len(state_bytes), mem_off, mem_len,
                          map_off, len(map_bytes), hashlib.sha256(state_bytes).digest(),
-                         hashlib.sha256(map_bytes).digest(), crc, 0)
+                         hashlib.sha256(map_bytes).digest(), sums_off, len(sums_bytes),
+                         hashlib.sha256(sums_bytes).digest(), 0, 0)
         struct.pack_into("<I", header, HEADER_CRC_AT, zlib.crc32(header))
         os.pwrite(fd, bytes(header), 0)
         os.fsync(fd)
@@ -206,6 +229,15 @@ def write(path: str, machine) -> dict:
     return {"path": path, "file_size": file_size, "allocated_bytes": allocated,
             "data_bytes": data_pages * PAGE, "memory_bytes": mem_len,
             "console_offset": machine.console_offset(), "save_ms": (time.perf_counter() - t0) * 1e3}
+
+
+def page_sums(host, runs: array.array) -> bytes:
+    """The CRC32C of each page of runs over host (a cffi pointer to a RAM slot), in C."""
+    n = sum(runs[1::2])
+    sums = ffi.new("uint32_t[]", max(1, n))
+    if n:
+        lib.hv_crc32c_pages(ffi.cast("uint8_t *", host), ffi.from_buffer("uint64_t[]", runs), len(runs) // 2, sums)
+    return bytes(ffi.buffer(sums, 4 * n))
 
 
 def _create_unnamed(directory: str, tmp: str, path: str) -> tuple[int, bool]:
@@ -306,9 +338,12 @@ def open_snapshot(path: str, kvm=None) -> Snapshot:
         raise
 
 
-def verify(path: str, kvm=None) -> dict:
-    """Verify a snapshot and return what it holds (for `hvtui snapshot info`)."""
+def verify(path: str, kvm=None, pages: bool = False) -> dict:
+    """Verify a snapshot (with pages, every memory page and hole too, as `hvtui snapshot
+    info` does) and return what it holds."""
     with open_snapshot(path, kvm) as snap:
+        if pages:
+            check_pages(snap)
         return describe(snap)
 
 
@@ -350,20 +385,28 @@ def _pread(fd: int, length: int, offset: int) -> bytes:
 def _verify(path: str, fd: int) -> Snapshot:
     size = os.fstat(fd).st_size
     page = _pread(fd, PAGE, 0)
-    if len(page) < HEADER.size or page[:len(MAGIC)] != MAGIC:
+    if len(page) < HEADER_V1.size or page[:len(MAGIC)] != MAGIC:
         raise _bad(path, "wrong magic (this is not an hvtui snapshot)")
-    (magic, version, _reserved, state_off, state_len, mem_off, mem_len, map_off, map_len,
-     state_sum, map_sum, mem_crc, header_crc) = HEADER.unpack_from(page, 0)
-    if version != VERSION:
-        raise _bad(path, f"format version {version}; this hvtui reads version {VERSION}")
+    version = struct.unpack_from("<I", page, len(MAGIC))[0]
+    if version not in (1, VERSION):
+        raise _bad(path, f"format version {version}; this hvtui reads versions 1 and {VERSION}")
     if len(page) < PAGE:
         raise _bad(path, f"truncated ({size} bytes, shorter than its header)")
+    if version == 1:
+        (_magic, _version, _reserved, state_off, state_len, mem_off, mem_len, map_off, map_len,
+         state_sum, map_sum, mem_crc, header_crc) = HEADER_V1.unpack_from(page, 0)
+        crc_at, sums_off, sums_len, sums_sum = HEADER_V1_CRC_AT, map_off + map_len, 0, None
+    else:
+        (_magic, _version, _reserved, state_off, state_len, mem_off, mem_len, map_off, map_len,
+         state_sum, map_sum, sums_off, sums_len, sums_sum, _reserved2, header_crc) = HEADER.unpack_from(page, 0)
+        crc_at, mem_crc = HEADER_CRC_AT, None
     blank = bytearray(page)
-    struct.pack_into("<I", blank, HEADER_CRC_AT, 0)
+    struct.pack_into("<I", blank, crc_at, 0)
     if zlib.crc32(blank) != header_crc:
         raise _bad(path, "header checksum mismatch (the header is corrupt)")
     if (state_off != PAGE or mem_off % PAGE or mem_off < state_off + state_len
-            or map_off != mem_off + mem_len or mem_len % PAGE):
+            or map_off != mem_off + mem_len or mem_len % PAGE or sums_off != map_off + map_len
+            or sums_len % 4):
         raise _bad(path, "section offsets are inconsistent")
     # nothing is read that the format does not allow (a header may claim gigabytes)
     if not 0 < state_len <= MAX_STATE_BYTES:
@@ -372,15 +415,24 @@ def _verify(path: str, fd: int) -> Snapshot:
         raise _bad(path, "memory section misplaced or larger than any guest")
     if map_len > _max_map_len(mem_len):
         raise _bad(path, f"page map of {map_len} bytes, more than {mem_len >> 20} MiB of memory can need")
-    if size != map_off + map_len:
-        what = "truncated" if size < map_off + map_len else "longer than its sections"
-        raise _bad(path, f"{what} ({size} bytes, the header says {map_off + map_len})")
+    if sums_len > 4 * (mem_len // PAGE):
+        raise _bad(path, f"checksum table of {sums_len} bytes, more than {mem_len >> 20} MiB of memory can need")
+    end = sums_off + sums_len
+    if size != end:
+        what = "truncated" if size < end else "longer than its sections"
+        raise _bad(path, f"{what} ({size} bytes, the header says {end})")
     state_bytes = _pread(fd, state_len, state_off)
     if hashlib.sha256(state_bytes).digest() != state_sum:
         raise _bad(path, "state section checksum mismatch (vCPU/device state is corrupt)")
     map_bytes = _pread(fd, map_len, map_off)
     if hashlib.sha256(map_bytes).digest() != map_sum:
         raise _bad(path, "page map checksum mismatch")
+    sums = None
+    if version >= 2:
+        sums_bytes = _pread(fd, sums_len, sums_off)
+        if hashlib.sha256(sums_bytes).digest() != sums_sum:
+            raise _bad(path, "checksum table mismatch (its SHA-256 differs from the header's)")
+        sums = array.array("I", sums_bytes)
     try:
         state = json.loads(state_bytes, object_hook=_decode_hook, parse_constant=_no_constant)
     except RecursionError:
@@ -388,17 +440,51 @@ def _verify(path: str, fd: int) -> Snapshot:
     except (ValueError, TypeError) as e:
         raise _bad(path, f"the state section is not valid JSON ({str(e)[:120]})") from None
     try:
-        snapshot_schema.check_state(state, VERSION)
+        snapshot_schema.check_state(state, version)
     except SchemaError as e:
         raise _bad(path, str(e)[:200]) from None
     try:
         regions = _parse_map(map_bytes, mem_len)
-        _check_state(state, regions)
+        _check_state(state, regions, version)
     except (ValueError, KeyError, TypeError, struct.error) as e:
         raise _bad(path, f"malformed contents ({e})") from None
-    if mem_len:
-        _check_memory(path, fd, mem_off, mem_len, regions, mem_crc)
-    return Snapshot(path=path, fd=fd, size=size, mem_off=mem_off, state=state, regions=regions)
+    if sums is not None and len(sums) != sum(r.data_pages for r in regions):
+        raise _bad(path, f"checksum table holds {len(sums)} pages, the page map {sum(r.data_pages for r in regions)}")
+    snap = Snapshot(path=path, fd=fd, size=size, mem_off=mem_off, state=state, regions=regions,
+                    version=version, sums=sums)
+    if version == 1 and mem_len:
+        _check_memory(snap, mem_crc)
+    snap.pages_checked = version == 1
+    return snap
+
+
+def check_pages(snap: Snapshot) -> None:
+    """Verify a version-2 snapshot's memory up front: every written page against its
+    CRC32C (in C), and every byte outside them zero (they are mapped from the file, not
+    served as zero pages, on this path). For a restore without a userfaultfd, and for
+    `hvtui snapshot info`. Raises SnapshotError naming the first bad page's gpa."""
+    if snap.pages_checked or not snap.regions:
+        return
+    mm = mmap.mmap(snap.fd, snap.size, prot=mmap.PROT_READ)
+    try:
+        base = ffi.cast("uint8_t *", ffi.from_buffer(mm))
+        at, bad = 0, ffi.new("uint64_t *")
+        for r in snap.regions:
+            n = r.data_pages
+            if n and lib.hv_crc32c_check_pages(base + snap.mem_off + r.offset, ffi.from_buffer("uint64_t[]", r.runs),
+                                               len(r.runs) // 2, ffi.from_buffer("uint32_t[]", snap.sums[at:at + n]),
+                                               bad):
+                raise _bad(snap.path, f"memory page at gpa {r.gpa + bad[0] * PAGE:#x} fails its checksum "
+                                      "(guest memory is corrupt)")
+            at += n
+        del base
+        _check_holes(snap, memoryview(mm))
+    finally:
+        try:
+            mm.close()
+        except BufferError:
+            pass
+    snap.pages_checked = True
 
 
 def _no_constant(name: str):
@@ -437,9 +523,9 @@ def _parse_map(map_bytes: bytes, mem_len: int) -> list[Region]:
     return regions
 
 
-def _check_state(state: dict, regions: list[Region]) -> None:
+def _check_state(state: dict, regions: list[Region], version: int) -> None:
     cfg, m = state["config"], state["machine"]
-    if state["format"] != VERSION:
+    if state["format"] != version:
         raise ValueError("state format differs from the header's")
     if sum(r.size for r in regions) != int(cfg["memory_mib"]) << 20:
         raise ValueError("memory regions do not add up to the configured RAM")
@@ -451,29 +537,35 @@ def _check_state(state: dict, regions: list[Region]) -> None:
         raise ValueError("memory regions are not where this RAM size puts them")
 
 
-def _check_memory(path: str, fd: int, mem_off: int, mem_len: int, regions: list[Region], want: int) -> None:
-    """CRC32 of the written pages, and every byte outside them must be zero (a hole)."""
-    mm = mmap.mmap(fd, mem_off + mem_len, prot=mmap.PROT_READ)
+def _check_memory(snap: Snapshot, want: int) -> None:
+    """Version 1: the CRC32 of the written pages, and every byte outside them zero."""
+    mm = mmap.mmap(snap.fd, snap.size, prot=mmap.PROT_READ)
     view = memoryview(mm)
     try:
-        crc, data = 0, []
-        for r in regions:
-            base = mem_off + r.offset
+        crc = 0
+        for r in snap.regions:
+            base = snap.mem_off + r.offset
             for first, count in zip(r.runs[0::2], r.runs[1::2]):
-                a, b = base + first * PAGE, base + (first + count) * PAGE
-                crc = zlib.crc32(view[a:b], crc)
-                data.append((a, b))
+                crc = zlib.crc32(view[base + first * PAGE:base + (first + count) * PAGE], crc)
         if crc != want:
-            raise _bad(path, "memory checksum mismatch (guest memory is corrupt)")
-        for a, b in _allocated_extents(fd, mem_off, mem_off + mem_len):
-            for lo, hi in _subtract(a, b, data):
-                for at in range(lo, hi, 1 << 20):
-                    end = min(hi, at + (1 << 20))
-                    if view[at:end] != bytes(end - at):
-                        raise _bad(path, f"memory section has data in a zero page at file offset {at:#x}")
+            raise _bad(snap.path, "memory checksum mismatch (guest memory is corrupt)")
+        _check_holes(snap, view)
     finally:
         view.release()
         mm.close()
+
+
+def _check_holes(snap: Snapshot, view: memoryview) -> None:
+    """Every byte of the memory section outside the written pages must be zero (a hole)."""
+    data = [(snap.mem_off + r.offset + first * PAGE, snap.mem_off + r.offset + (first + count) * PAGE)
+            for r in snap.regions for first, count in zip(r.runs[0::2], r.runs[1::2])]
+    mem_len = sum(r.size for r in snap.regions)
+    for a, b in _allocated_extents(snap.fd, snap.mem_off, snap.mem_off + mem_len):
+        for lo, hi in _subtract(a, b, data):
+            for at in range(lo, hi, 1 << 20):
+                end = min(hi, at + (1 << 20))
+                if view[at:end] != bytes(end - at):
+                    raise _bad(snap.path, f"memory section has data in a zero page at file offset {at:#x}")
 
 
 def _allocated_extents(fd: int, start: int, end: int):
