@@ -11,6 +11,7 @@ import hashlib
 import os
 import re
 import struct
+import threading
 import time
 import zlib
 
@@ -253,6 +254,10 @@ def test_destroy_mid_prefetch(tmp_path):
         assert r.memory.read(100 * MiB, MiB) == chunk
     finally:
         r.destroy()
+    for t in threading.enumerate():     # each destroyed machine's watcher has ended
+        if t.name == "hvtui-lazy-ram":
+            t.join(5)
+    assert not [t for t in threading.enumerate() if t.name == "hvtui-lazy-ram"]
 
 
 def test_without_a_userfaultfd_every_page_is_checked_up_front(counter_snapshot, tmp_path, monkeypatch):
