@@ -260,12 +260,9 @@ def test_destroy_mid_prefetch(tmp_path):
     assert not [t for t in threading.enumerate() if t.name == "hvtui-lazy-ram"]
 
 
-def test_without_a_userfaultfd_every_page_is_checked_up_front(counter_snapshot, tmp_path, monkeypatch):
-    """As a user without access to a userfaultfd: the eager path (every page and hole
-    verified, then the file mapped copy-on-write). A good file runs; a bad page is refused
-    before anything is built."""
-    monkeypatch.setenv(lazyram.FORCE_EAGER_ENV, "1")
-    path, data = counter_snapshot
+def _restores_eagerly_and_runs(path, data) -> None:
+    """Restored without a lazy RAM (every page checked at open), the guest's data is
+    there and the counter goes on."""
     m = _restore(path)
     try:
         assert m.lazy is None
@@ -275,6 +272,15 @@ def test_without_a_userfaultfd_every_page_is_checked_up_front(counter_snapshot, 
     finally:
         m.stop()
         m.destroy()
+
+
+def test_without_a_userfaultfd_every_page_is_checked_up_front(counter_snapshot, tmp_path, monkeypatch):
+    """As a user without access to a userfaultfd: the eager path (every page and hole
+    verified, then the file mapped copy-on-write). A good file runs; a bad page is refused
+    before anything is built."""
+    monkeypatch.setenv(lazyram.FORCE_EAGER_ENV, "1")
+    path, data = counter_snapshot
+    _restores_eagerly_and_runs(path, data)
     bad = _copy(path, tmp_path / "bad.snap")
     gpa = _written_page_holding(bad, b"count %llu")
     _poke(bad, gpa, b"count %llu", b"COUNT %llu")
@@ -310,15 +316,7 @@ def test_version_1_files_still_restore(counter_snapshot, tmp_path):
     old = tmp_path / "v1.snap"
     _as_version_1(path, old)
     assert snapshot.verify(str(old))["format"] == 1
-    m = _restore(old)
-    try:
-        assert m.lazy is None           # checked whole at open, mapped from the file
-        assert m.memory.read(DATA_AT, len(data)) == data
-        m.start()
-        _wait_output(m, b"count 4\r\n")
-    finally:
-        m.stop()
-        m.destroy()
+    _restores_eagerly_and_runs(old, data)     # checked whole at open, mapped from the file
     bad = bytearray(open(old, "rb").read())
     with snapshot.open_snapshot(str(old)) as snap:
         bad[_file_offset(snap, DATA_AT) + 9] ^= 1
