@@ -121,3 +121,11 @@ def test_smp_kernel_finds_every_vcpu_and_starts_each_ap(tmp_path, vcpus):
     assert lines[0] == f"smp: mptable cpus {vcpus} ioapic {vcpus}"
     assert lines[1:-1] == [f"smp: cpu {i} apic {i} up" for i in range(1, vcpus)]
     assert lines[-1] == f"smp: all {vcpus} up"
+
+
+def test_bzimage_zero_page_describes_the_vga_text_mode(tmp_path):
+    """screen_info as the bzImage test kernel reads it from its zero page: the BIOS's 80x25
+    colour text mode with the cursor at the top left, what Linux's vgacon needs to start."""
+    r, lines = run("bzimage", tmp_path=tmp_path)
+    assert r.returncode == 0, (lines, r.stderr)
+    assert report(lines)["screen"] == "x 0 y 0 page 0 mode 3 cols 80 lines 25 ega_bx 0x0003 vga 1 points 16"

@@ -41,6 +41,9 @@ CMDLINE = (
     f"init_on_alloc=0 lsm=capability audit=0 nowatchdog tsc=reliable no_timer_check "
     f"8250.nr_uarts=1 i8042.noaux ipv6.disable=1 initcall_blacklist={INITCALL_BLACKLIST} "
     f"panic=-1 reboot=a")
+# The bzImage boot also has Linux's VT console, which vgacon puts on the VGA text screen
+# (screen_info from the zero page); ttyS0 stays the last console=, so /dev/console is COM1.
+CMDLINE_BZIMAGE = f"console=tty0 {CMDLINE}"
 
 # The monitor's e820 map for 256 MiB as the kernel prints it (every BIOS-e820 line, in
 # order): RAM, the EBDA, the BIOS area (ACPI tables), RAM from 1 MiB, the MMIO hole.
@@ -125,9 +128,9 @@ class Boot:
                 f"--- console tail ---\n{tail}")
 
 
-def boot(request, tmp_path, name: str, image, *args: str, timeout_s: float) -> Boot:
+def boot(request, tmp_path, name: str, image, *args: str, timeout_s: float, cmdline: str = CMDLINE) -> Boot:
     """`hvtui run IMAGE ARGS --append CMDLINE ...` as a user types it; COM1 is stdout."""
-    cmd = [sys.executable, "-m", "hvtui", "run", str(image), *args, "--append", CMDLINE,
+    cmd = [sys.executable, "-m", "hvtui", "run", str(image), *args, "--append", cmdline,
            "--memory", str(MEMORY_MIB), "--timeout", str(timeout_s), "--watchdog", "0",
            "--name", name, "--log-dir", str(tmp_path)]
     t0 = time.monotonic()
@@ -160,11 +163,25 @@ def boot(request, tmp_path, name: str, image, *args: str, timeout_s: float) -> B
     return b
 
 
-def check_early_boot(b: Boot, e820: list[str]) -> None:
+def check_early_boot(b: Boot, e820: list[str], cmdline: str = CMDLINE) -> None:
     """What setup_arch() prints on either path: banner, e820 map, command line."""
     assert BANNER in b.text, b.why()
     assert b.lines_starting("BIOS-e820: ") == e820, b.why()
-    assert b.lines_starting("Command line: ") == [f"Command line: {CMDLINE}{VIRTIO_ANNOUNCED}"], b.why()
+    assert b.lines_starting("Command line: ") == [f"Command line: {cmdline}{VIRTIO_ANNOUNCED}"], b.why()
+
+
+def check_vga_console(b: Boot, vga_text: str) -> None:
+    """vgacon took the VGA screen (not the dummy console) and shows Linux's own lines there:
+    every row on it is part of what COM1 printed (long lines wrap at 80 columns)."""
+    assert "Console: colour VGA+ 80x25" in b.lines, b.why()
+    assert "printk: console [tty0] enabled" in b.lines, b.why()
+    # vt_console_print() writes a tab as the byte 9 itself, which code page 437 draws as ○
+    rows = [r.replace("\u25cb", "\t") for r in vga_text.split("\n") if r.strip()]
+    com1 = b.stdout.decode(errors="replace").replace("\r", "")
+    why = f"{b.summary()}\n--- VGA screen ---\n{vga_text}"
+    assert len(rows) >= 20, why                   # the screen has scrolled: 25 rows of the log
+    missing = [r for r in rows if r.rstrip() not in com1]
+    assert not missing, f"VGA rows that COM1 never printed: {missing}\n{why}"
 
 
 # ---------------------------------------------------------------- the boots (minutes each)
@@ -176,10 +193,15 @@ def test_bzimage_boots_to_its_banner(kernel, tmp_path, request):
     """The stock bzImage. On KVM-PVM its LZ4 decompressor runs emulated (the first line
     comes after ~75 s), then the unpatched kernel dies at the int3 of int3_selftest() in an
     emulation failure (~76 s). With VT-x/AMD-V it boots on, finds no root file system and
-    panics; panic=-1 resets the machine. Either way the run ends by itself."""
-    b = boot(request, tmp_path, "linux-bzimage", kernel.vmlinuz, timeout_s=BZIMAGE_TIMEOUT_S)
+    panics; panic=-1 resets the machine. Either way the run ends by itself.
+    With console=tty0 too, vgacon (from the zero page's screen_info) writes the same lines
+    on the VGA text screen: what --screen-to saves at the end is the tail of COM1's."""
+    screen = tmp_path / "screen"
+    b = boot(request, tmp_path, "linux-bzimage", kernel.vmlinuz, "--screen-to", str(screen),
+             timeout_s=BZIMAGE_TIMEOUT_S, cmdline=CMDLINE_BZIMAGE)
     assert b.returncode != 124, "the guest hung: " + b.why()
-    check_early_boot(b, E820_BZIMAGE)
+    check_early_boot(b, E820_BZIMAGE, CMDLINE_BZIMAGE)
+    check_vga_console(b, (tmp_path / "screen.txt").read_text(encoding="utf-8"))
     if b.returncode == 3:
         lines = b.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("hvtui: linux-bzimage crashed: emulation failure"), b.why()

@@ -86,6 +86,46 @@ def test_cursor_shape_hidden_and_block():
     assert dev.screen(ram).cursor is None
 
 
+def test_linux_vgacon_start_up_and_hardware_scrolling():
+    """What Linux's vgacon does on a VGA: the 16 palette registers pointed at DAC entries
+    0-15 (each pair after a read of input status 1), the DAC loaded, the display re-enabled
+    (index bit 5); then register pairs as two 16-bit writes (index | value << 8) to 0x3D4:
+    start address 12/13 one row further per line scrolled, the cursor 14/15 counted from the
+    window's start, and the screen copied back to offset 0 when the origin nears the end."""
+    dev, ram = VgaText(), Ram()
+    vga.write_bios_data(ram)
+    for i in range(16):
+        port(dev, 0x3DA)
+        port(dev, 0x3C0, i)
+        port(dev, 0x3C0, i)
+    port(dev, 0x3C0, 0x20)
+    for i in range(16):
+        port(dev, 0x3C8, i)
+        for c in (i * 4 % 64, 0, 63 - i * 4 % 64):
+            port(dev, 0x3C9, c)
+    screen = dev.screen(ram)
+    assert screen.enabled
+    assert screen.palette[2] == (8 * 255 // 63, 0, (63 - 8) * 255 // 63)     # DAC entry 2, not 0x02's EGA colour
+
+    def write_vga(reg, value):
+        port(dev, 0x3D4, reg | (value & 0xFF00), size=2)
+        port(dev, 0x3D4, reg + 1 | (value << 8 & 0xFF00), size=2)
+
+    origin = 179 * 80                           # 179 rows scrolled: the last that fits in 32 KiB
+    ram.text(origin, "top row")
+    ram.text(origin + 24 * 80, "bottom row")
+    write_vga(12, origin)
+    write_vga(14, origin + 24 * 80 + 10)
+    screen = dev.screen(ram)
+    assert screen.row_text(0).startswith("top row") and screen.row_text(24).startswith("bottom row")
+    assert (screen.cursor.x, screen.cursor.y) == (10, 24)
+    ram.text(0, "copied back")                  # the screen at offset 0 again
+    write_vga(12, 0)
+    write_vga(14, 5)
+    screen = dev.screen(ram)
+    assert screen.row_text(0).startswith("copied back") and (screen.cursor.x, screen.cursor.y) == (5, 0)
+
+
 def test_crtc_protect_bit_and_registers_past_the_end():
     dev = VgaText()
     assert crtc(dev, 0x11) & 0x80                           # mode 3 leaves CR0-7 protected

@@ -9,7 +9,8 @@
  * (cmd_line_ptr u32 at 0x228 | ext_cmd_line_ptr u32 at 0xc8 << 32; empty when 0), the
  * initrd as module 0 with an empty cmdline when its size is not 0 (ramdisk_image u32 at 0x218
  * | ext_ramdisk_image at 0x0c0 << 32, ramdisk_size u32 at 0x21c | ext_ramdisk_size at 0x0c4
- * << 32), done. Exit 0; no "HdrS": "boot: FAIL bad magic 0x...", exit 1.
+ * << 32), then screen_info (the zero page's first 0x40 bytes, struct screen_info) as
+ * "screen x X y Y page P mode M cols C lines L ega_bx 0x<4> vga V points N", done. Exit 0; no "HdrS": "boot: FAIL bad magic 0x...", exit 1.
  * Built with -fpie: every address is RIP-relative, so it runs wherever it was loaded.
  */
 #include "pc.h"
@@ -24,9 +25,34 @@ struct e820_entry {
 } __attribute__((packed));
 
 static u32 rd32(const u8 *bp, u32 off) { return *(const u32 *)(bp + off); }
+static u16 rd16(const u8 *bp, u32 off) { return *(const u16 *)(bp + off); }
 static u64 rd64_split(const u8 *bp, u32 lo, u32 hi) { return (u64)rd32(bp, hi) << 32 | rd32(bp, lo); }
 
 __attribute__((noreturn)) void bz_main(const u8 *bp, u64 entry);
+
+/* boot_params.screen_info: what vgacon_startup() reads (include/uapi/linux/screen_info.h).
+ * One call per field: a table of string pointers would need relocations (-fpie, no loader). */
+static void field(const char *name, u32 v)
+{
+    pc_puts(name);
+    pc_dec(v);
+}
+
+static void screen_info(const u8 *bp)
+{
+    pc_puts("boot: screen");
+    field(" x ", bp[0x00]);
+    field(" y ", bp[0x01]);
+    field(" page ", rd16(bp, 0x04));
+    field(" mode ", bp[0x06]);
+    field(" cols ", bp[0x07]);
+    field(" lines ", bp[0x0e]);
+    pc_puts(" ega_bx ");
+    pc_hex(rd16(bp, 0x0a), 4);
+    field(" vga ", bp[0x0f]);
+    field(" points ", rd16(bp, 0x10));
+    pc_putc('\n');
+}
 
 void bz_main(const u8 *bp, u64 entry)
 {
@@ -47,5 +73,6 @@ void bz_main(const u8 *bp, u64 entry)
     initrd_size = rd64_split(bp, 0x21c, 0x0c4);
     if (initrd_size)
         boot_module(0, initrd, initrd_size, "");
+    screen_info(bp);
     boot_done();
 }

@@ -2,9 +2,10 @@
 through its 64-bit entry: the setup header is copied into a zeroed boot_params (the zero
 page) with the loader's fields filled in, the protected-mode kernel placed as
 pref_address / kernel_alignment / relocatable_kernel say, the initrd at the top of low
-RAM under initrd_addr_max, and the e820 map the real layout. The vCPU starts in 64-bit
-mode at the load address + 0x200 with an identity map, RSI = boot_params and the GDT
-selectors __BOOT_CS (0x10) and __BOOT_DS (0x18).
+RAM under initrd_addr_max, the e820 map the real layout, and screen_info the text mode
+the BIOS data area describes (screeninfo.py; with it `console=tty0` puts Linux's console
+on the VGA screen). The vCPU starts in 64-bit mode at the load address + 0x200 with an
+identity map, RSI = boot_params and the GDT selectors __BOOT_CS (0x10) and __BOOT_DS (0x18).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import struct
 
 from hvtui.errors import ImageError
 from hvtui.vmm import cpu
-from hvtui.vmm.boot import Boot, BootContext, Entry, linux, pc
+from hvtui.vmm.boot import Boot, BootContext, Entry, linux, pc, screeninfo
 
 NAME = "Linux bzImage"
 PC = True
@@ -89,6 +90,7 @@ def load(ctx: BootContext) -> Boot:
     mmap = pc.memory_map(ctx.ram_size)
 
     params = bytearray(4096)
+    params[:screeninfo.SIZE] = screeninfo.from_bios_data(ctx.memory)     # vgacon's 80x25 text mode
     params[0x1F1:header_end] = image[0x1F1:header_end]
     params[0x210] = LOADER_TYPE
     params[0x211] |= CAN_USE_HEAP

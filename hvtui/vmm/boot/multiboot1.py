@@ -5,6 +5,9 @@ fields (the "a.out kludge"); entered in 32-bit protected mode with paging off, E
 modules are placed after the kernel image, so they collide neither with it nor with page 0
 (where kernels put their AP trampoline). The kernel's command line is `KERNEL-PATH ARGS`,
 and each module's string is what the user gave for it, as GRUB and QEMU pass them.
+No video information is given (a kernel asking for a graphics mode is refused): a Multiboot
+kernel finds the BIOS's 80x25 text mode (the BIOS data area, the window at 0xB8000) and
+writes the screen itself.
 """
 from __future__ import annotations
 

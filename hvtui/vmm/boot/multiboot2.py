@@ -3,7 +3,8 @@
 hvtui gives: command line (1), boot loader name (2), modules (3), basic memory (4), the
 memory map (6) and the ACPI RSDPs (14, 15). A tag the kernel requires and hvtui cannot
 give (a framebuffer, EFI) is refused by name. Entry as Multiboot 1: 32-bit protected mode,
-paging off, EAX = 0x36D76289, EBX = the information; placed after the kernel image.
+paging off, EAX = 0x36D76289, EBX = the information; placed after the kernel image. As
+with Multiboot 1, the kernel writes the 80x25 text window at 0xB8000 itself.
 """
 from __future__ import annotations
 

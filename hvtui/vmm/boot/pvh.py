@@ -3,7 +3,9 @@ an ELF kernel, 32- or 64-bit, with the XEN_ELFNOTE_PHYS32_ENTRY note giving a 32
 entry point. Loaded by its program headers' physical addresses and entered in 32-bit
 protected mode, paging off, EBX = a struct hvm_start_info (version 1) with its memory map,
 command line, the RSDP and the initrd as module 0. The start info sits after the kernel
-image; the initrd at the top of low RAM.
+image; the initrd at the top of low RAM. hvm_start_info has no video information (Linux's
+PVH entry leaves screen_info zero), so Linux booted this way keeps its dummy console and
+shows on COM1 only; a bzImage gets the VGA text console (screeninfo.py).
 """
 from __future__ import annotations
 
