@@ -19,7 +19,7 @@ import termios
 import tty
 
 from hvtui import __version__, api, images
-from hvtui.api import SERIAL, VGA, Boot, GuestSpec
+from hvtui.api import SERIAL, Boot, GuestSpec
 from hvtui.errors import ConfigError, HvError
 
 EXIT_ERROR, EXIT_CRASH, EXIT_TIMEOUT, EXIT_INTERRUPT = 1, 3, 124, 130
@@ -445,7 +445,7 @@ def _snapshot_info(args) -> int:
           f"CPUID {info['cpuid_fingerprint'][:12]} (this host)")
     print(f"  guest     {info['name']}: {info['image']}, {info['memory_mib']} MiB, {info['vcpus']} vCPU(s), "
           f"cmdline {info['cmdline']!r}")
-    print(f"  vCPUs     " + ", ".join(f"{i}: rip={rip:#x}" for i, rip in enumerate(info['rip'])))
+    print("  vCPUs     " + ", ".join(f"{i}: rip={rip:#x}" for i, rip in enumerate(info['rip'])))
     print(f"  devices   {', '.join(info['devices'])}")
     print(f"  memory    {info['data_bytes'] >> 10} KiB of data in {info['memory_mib']} MiB, "
           f"file {info['file_size']} bytes ({info['allocated_bytes'] >> 10} KiB on disk)")

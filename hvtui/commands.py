@@ -6,14 +6,12 @@ none runs, as `tmux new` does); each error is one line on stderr and exit status
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
 import os
 import signal
 import sys
-import time
 
 from hvtui import api, client
 from hvtui.api import SERIAL
@@ -219,7 +217,7 @@ async def cmd_stats(monitor, args) -> int:
               f"{r.run_share * 100:.0f} % in KVM_RUN")
     if g.ports:
         print("  ports     " + ", ".join(f"{p:#06x}: {n:,}" for p, n in g.ports))
-    print(f"  consoles  " + ", ".join(f"{k} {n:,} bytes" for k, n in g.console_bytes.items()))
+    print("  consoles  " + ", ".join(f"{k} {n:,} bytes" for k, n in g.console_bytes.items()))
     print(f"  log       {g.log}")
     return 0
 

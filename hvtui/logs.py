@@ -9,10 +9,14 @@ guest thus holds at most (keep + 1) * max_bytes of disk per console.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import logging.handlers
 import os
+import re
 from pathlib import Path
+
+from hvtui.api import SERIAL
 
 DEFAULT_MAX_BYTES = 64 << 20
 DEFAULT_KEEP = 2
@@ -96,3 +100,34 @@ def close_monitor_log(handler: logging.Handler | None) -> None:
 
 log = logging.getLogger("hvtui")
 log.propagate = False
+
+
+# ---- console logs: one file per run ----
+def next_run(log_dir: Path, name: str) -> int:
+    """1 + the highest run of name with a log in log_dir (runs are never overwritten)."""
+    pattern = re.compile(re.escape(name) + r"\.(\d+)\.log$")
+    runs = [int(m.group(1)) for p in log_dir.glob(f"{glob_escape(name)}.*.log") if (m := pattern.match(p.name))]
+    return max(runs, default=0) + 1
+
+
+def glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", text)
+
+
+def run_log(log_dir: Path, name: str, run: int, console: str = SERIAL) -> Path:
+    """NAME.RUN.log for the serial console, NAME.RUN.CONSOLE.log for the others."""
+    return log_dir / (f"{name}.{run}.log" if console == SERIAL else f"{name}.{run}.{console}.log")
+
+
+def point_latest(log_dir: Path, name: str, target: Path, console: str = SERIAL) -> None:
+    """NAME.log (NAME.CONSOLE.log) -> this run's file, replaced atomically."""
+    link = log_dir / (f"{name}.log" if console == SERIAL else f"{name}.{console}.log")
+    tmp = log_dir / f".{link.name}.{os.getpid()}.tmp"
+    with contextlib.suppress(OSError):
+        tmp.unlink()
+    try:
+        os.symlink(target.name, tmp)
+        os.replace(tmp, link)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()

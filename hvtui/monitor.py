@@ -110,7 +110,7 @@ class HostMonitor(api.Monitor):
 
     async def read_log(self, name: str, offset: int = 0, limit: int = 1 << 20, console: str = SERIAL,
                        run: int | None = None) -> bytes:
-        from hvtui.host import run_log
+        from hvtui.logs import run_log
         guest = self.host.get(name)
         path: Path | None = self.host.stream(name, console).log_path
         if run is not None and run != guest.run:

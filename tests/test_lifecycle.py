@@ -165,7 +165,7 @@ def test_spec_and_machine_config_map_every_field():
     lost on the way (a clone lost its disk when the spec was copied by hand)."""
     import dataclasses
 
-    from hvtui.host import machine_config, spec_of
+    from hvtui.guest import machine_config, spec_of
     from hvtui.vmm.machine import MachineConfig
     spec = GuestSpec("counter", name="x", memory_mib=48, vcpus=2, watchdog_s=3.0, disk="/tmp/d", disk_readonly=True,
                      overcommit=True, boot=Boot(cmdline="a b", initrd=("/tmp/i arg",), exit_code="qemu"))

@@ -134,7 +134,7 @@ class RegisterFile:
         value = int.from_bytes(data, "little")
         if value == self._value(r.name):
             return
-        name, regs, sregs, fpu = r.name, self.regs, self.sregs, self.fpu
+        name, regs, sregs = r.name, self.regs, self.sregs
         if name in GPRS or name == "rip":
             setattr(regs, name, value)
             self.dirty.add("regs")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from hvtui._core import lib
 from hvtui.vmm import layout
 from hvtui.vmm.memory import GuestMemory
 

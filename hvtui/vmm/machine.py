@@ -22,7 +22,7 @@ from hvtui.errors import ConfigError, DeviceError, GuestMemoryError, HvError, Im
 from hvtui.states import State
 from hvtui.vmm import admission, boot, cpu, firmware, layout, lazyram
 from hvtui.vmm.boot import pc
-from hvtui.vmm.board import PYDEV_PORT, Board
+from hvtui.vmm.board import Board
 from hvtui.vmm.devices.bus import Bus
 from hvtui.vmm.exits import CrashReport, INTERNAL_SUBERRORS, emulation_bytes, exit_name, register_dump
 from hvtui.vmm.kvm import Kvm, Vcpu, VmPool
