@@ -7,8 +7,10 @@ import struct
 import pytest
 
 import kernels
+from hvtui._core import ffi
 from hvtui.errors import GuestMemoryError
 from hvtui.vmm.boot import BootContext, bzimage, pc, screeninfo
+from hvtui.vmm.memory import GuestMemory
 
 RAM = 64 << 20
 
@@ -18,28 +20,13 @@ MODE3 = {"orig_x": 0, "orig_y": 0, "orig_video_page": 0, "orig_video_mode": 3, "
          "orig_video_ega_bx": 0x0003, "orig_video_lines": 25, "orig_video_isVGA": 1, "orig_video_points": 16}
 
 
-class Ram:
-    """Guest RAM from 0, bounds-checked as GuestMemory is."""
-
-    def __init__(self, size=0x100000):
-        self.data = bytearray(size)
-
-    def read(self, gpa, n):
-        if gpa < 0 or gpa + n > len(self.data):
-            raise GuestMemoryError(f"{gpa:#x}+{n}")
-        return bytes(self.data[gpa:gpa + n])
-
-    def write(self, gpa, data):
-        if gpa < 0 or gpa + len(data) > len(self.data):
-            raise GuestMemoryError(f"{gpa:#x}+{len(data)}")
-        self.data[gpa:gpa + len(data)] = data
-
-    def write_u64(self, gpa, value):
-        self.write(gpa, struct.pack("<Q", value))
-
-
-def bios_ram(size=0x100000) -> Ram:
-    ram = Ram(size)
+def bios_ram(size=0x100000) -> GuestMemory:
+    """Low RAM (the monitor's own bounds-checked GuestMemory) with the BIOS data area a PC
+    guest starts with."""
+    buf = ffi.new("char[]", size)
+    ram = GuestMemory()
+    ram.add(0, size, buf)
+    ram._keepalive = buf
     pc.write_bios_data(ram)
     return ram
 
