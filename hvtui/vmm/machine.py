@@ -650,8 +650,7 @@ class Machine:
         `start` would boot again from its image."""
         if self.state == State.CREATED:
             return
-        report = CrashReport(reason="corrupt snapshot page", detail=reason)
-        self._end(State.CRASHED, stop_reason=report.summary(), crash=report)
+        self._crash(None, "corrupt snapshot page", reason)
 
     def ram_failure(self) -> str | None:
         """Why a lazily restored RAM failed (a page's gpa and what is wrong), or None."""
