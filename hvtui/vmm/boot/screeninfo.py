@@ -36,6 +36,10 @@ MONO_MODE = 0x07
 EGA_BX_256K = 0x03               # INT 10h AH=12h BL=10h: BL = video memory (3: 256 KiB)
 IS_VGA = 1
 MAX_PAGES = 8
+# the fields filled, from the start of struct screen_info: orig_x, orig_y, ext_mem_k,
+# orig_video_page, orig_video_mode, orig_video_cols, flags+unused2, orig_video_ega_bx,
+# unused3, orig_video_lines, orig_video_isVGA, orig_video_points
+FIELDS = struct.Struct("<BBHHBBHHHBBH")
 
 
 def from_bios_data(memory) -> bytes:
@@ -56,13 +60,13 @@ def from_bios_data(memory) -> bytes:
     x, y = min(x, cols - 1), min(y, lines - 1)      # a BIOS never leaves it off the screen
     ega_bx = (0x0100 if mode == MONO_MODE else 0) | EGA_BX_256K
     out = bytearray(SIZE)
-    struct.pack_into("<BBHHBBHHHBBH", out, 0, x, y, 0, page, mode, cols, 0, ega_bx, 0, lines, IS_VGA, points)
+    FIELDS.pack_into(out, 0, x, y, 0, page, mode, cols, 0, ega_bx, 0, lines, IS_VGA, points)
     return bytes(out)
 
 
 def fields(raw: bytes) -> dict:
     """The fields from_bios_data fills, by their Linux names (for tests and debugging)."""
-    x, y, _, page, mode, cols, _, ega_bx, _, lines, is_vga, points = struct.unpack_from("<BBHHBBHHHBBH", raw, 0)
+    x, y, _, page, mode, cols, _, ega_bx, _, lines, is_vga, points = FIELDS.unpack_from(raw, 0)
     return {"orig_x": x, "orig_y": y, "orig_video_page": page, "orig_video_mode": mode,
             "orig_video_cols": cols, "orig_video_ega_bx": ega_bx, "orig_video_lines": lines,
             "orig_video_isVGA": is_vga, "orig_video_points": points}
