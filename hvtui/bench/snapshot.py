@@ -44,16 +44,25 @@ RESTORE_GUEST_MIB = 2048
 def _paused_counter(memory_mib: int) -> Machine:
     m = Machine(MachineConfig(name=f"bench{memory_mib}", image=images.resolve("counter"),
                               memory_mib=memory_mib, watchdog_s=0))
-    m.start()
-    out, deadline = b"", time.monotonic() + 30
-    while b"count 1\r\n" not in out:
-        if time.monotonic() > deadline or not m.state.live:
-            m.destroy()
-            raise RuntimeError(f"the {memory_mib} MiB counter did not start printing")
-        time.sleep(0.01)
-        out += m.read_console()
+    try:
+        m.start()
+        _wait_output(m, b"count 1\r\n")
+    except BaseException:
+        m.destroy()
+        raise
     m.pause()
     return m
+
+
+def _wait_output(m: Machine, needle: bytes, timeout: float = 30) -> None:
+    """Until the guest's console has printed needle (polled every 0.2 ms: first_output_ms
+    times an echo with it)."""
+    out, deadline = b"", time.monotonic() + timeout
+    while needle not in out:
+        if time.monotonic() > deadline or not m.state.live:
+            raise RuntimeError(f"{m.name}: {needle!r} did not come out ({m.state.value} {m.stop_reason})")
+        out += m.read_console()
+        time.sleep(0.0002)
 
 
 def _touch(m: Machine, mib: int) -> None:
@@ -104,15 +113,6 @@ def measure_one(memory_mib: int, runs: int, directory: str, touched_mib: int = 0
     }
 
 
-def _echo(m: Machine, key: bytes, timeout: float = 30) -> None:
-    out, deadline = b"", time.monotonic() + timeout
-    while key not in out:
-        if time.monotonic() > deadline or not m.state.live:
-            raise RuntimeError(f"{m.name}: no echo of {key!r} ({m.state.value} {m.stop_reason})")
-        out += m.read_console()
-        time.sleep(0.0002)
-
-
 def measure_restore_touched(touched_mib: int, runs: int, directory: str,
                             memory_mib: int = RESTORE_GUEST_MIB) -> dict:
     """A shell guest that wrote touched_mib MiB, saved once and restored runs times."""
@@ -121,7 +121,7 @@ def measure_restore_touched(touched_mib: int, runs: int, directory: str,
     path = os.path.join(directory, f"restore-touched-{touched_mib}.snap")
     try:
         m.start()
-        _echo(m, b"hvtui> ")
+        _wait_output(m, b"hvtui> ")
         m.pause()
         _touch(m, touched_mib)
         info = m.snapshot(path)
@@ -139,7 +139,7 @@ def measure_restore_touched(touched_mib: int, runs: int, directory: str,
                 t1 = time.perf_counter()
                 r.start()
                 r.push_input(b"x")
-                _echo(r, b"x")
+                _wait_output(r, b"x")
                 firsts.append((time.perf_counter() - t1) * 1e3)
                 lazy = r.lazy is not None
                 if lazy:
