@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import os
 import re
-import subprocess
 import sys
 
 import psutil
 import pytest
 
+from peak_rss import run_with_peak
 from hvtui.api import HVC, Boot, GuestSpec
 from hvtui.host import INPUT_LIMIT
 from hvtui.vmm.devices.virtio import console as vconsole
@@ -82,10 +81,8 @@ async def test_input_is_delivered_as_room_appears(host):
 
 def _peak_rss_mib(command: str) -> tuple[int, float, str]:
     """Run a shell pipeline; the exit status and the peak RSS (MiB) of its largest process."""
-    proc = subprocess.Popen(["sh", "-c", command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    err = proc.stderr.read().decode()
-    _, status, usage = os.wait4(proc.pid, 0)
-    return os.waitstatus_to_exitcode(status), usage.ru_maxrss / 1024, err
+    code, err, peak = run_with_peak(["sh", "-c", command], stdin=None)
+    return code, peak, err.decode()
 
 
 @pytest.mark.parametrize("guest", ["counter", "shell"])

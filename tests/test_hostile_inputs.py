@@ -15,6 +15,7 @@ import sys
 import psutil
 import pytest
 
+from peak_rss import run_with_peak
 from hvtui.errors import ConfigError
 from hvtui.host import GuestSpec, Host
 
@@ -50,11 +51,8 @@ def elf64(paddr=0x100000, filesz=None, memsz=None, offset=0x1000, body=b"\xf4" *
 
 
 def _peak(args) -> tuple[int, str, float]:
-    proc = subprocess.Popen([sys.executable, "-m", "hvtui", *args], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    err = proc.stderr.read().decode()
-    _, status, usage = os.wait4(proc.pid, 0)
-    return os.waitstatus_to_exitcode(status), err, usage.ru_maxrss / 1024
+    code, err, peak = run_with_peak([sys.executable, "-m", "hvtui", *args])
+    return code, err.decode(), peak
 
 
 # ---- kernel and module files ----

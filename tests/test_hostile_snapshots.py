@@ -13,6 +13,7 @@ import zlib
 import pytest
 
 import snaptools
+from peak_rss import run_with_peak
 from hvtui.errors import SnapshotError
 from hvtui.host import GuestSpec
 from hvtui.vmm import snapshot
@@ -173,14 +174,8 @@ def test_cli_edited_state_is_one_line(disk_snapshot, tmp_path, case):
 
 
 def _peak_rss_mib(args) -> tuple[int, bytes, float]:
-    """Run hvtui with args; its exit status, stderr and peak RSS in MiB (wait4's rusage:
-    this child alone)."""
-    proc = subprocess.Popen([sys.executable, "-m", "hvtui", *args], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, err, usage.ru_maxrss / 1024
+    """Run hvtui with args; its exit status, stderr and peak RSS in MiB (its own)."""
+    return run_with_peak([sys.executable, "-m", "hvtui", *args])
 
 
 def test_a_header_claiming_a_4_gib_state_is_refused_unread(tmp_path):
