@@ -176,11 +176,16 @@ static int64_t sum_index(const struct lazy_region *r, uint64_t p)
     return (int64_t)(r->sum_base + r->before[lo] + (p - r->runs[2 * lo]));
 }
 
-static void notify(struct hv_lazy *l)
+static void signal_efd(int fd)
 {
     uint64_t one = 1;
-    ssize_t w = write(l->notify_efd, &one, sizeof(one));
+    ssize_t w = write(fd, &one, sizeof(one));   /* EAGAIN: it is signalled already */
     (void)w;
+}
+
+static void notify(struct hv_lazy *l)
+{
+    signal_efd(l->notify_efd);
 }
 
 /* A written page that fails: the guest ends (see the top of the file). Mark the VM so no
@@ -579,9 +584,7 @@ void hv_lazy_stop(struct hv_vm *vm)
     if (!l)
         return;
     if (l->thread_started) {
-        uint64_t one = 1;
-        ssize_t w = write(l->stop_efd, &one, sizeof(one));
-        (void)w;
+        signal_efd(l->stop_efd);
         pthread_join(l->thread, NULL);
     }
     notify(l);      /* a watcher of the eventfd (Python's, on a dup) learns it is over */
