@@ -466,8 +466,9 @@ def check_pages(snap: Snapshot) -> None:
     if snap.pages_checked or not snap.regions:
         return
     mm = mmap.mmap(snap.fd, snap.size, prot=mmap.PROT_READ)
+    buf = ffi.from_buffer(mm)
     try:
-        base = ffi.cast("uint8_t *", ffi.from_buffer(mm))
+        base = ffi.cast("uint8_t *", buf)
         at, bad = 0, ffi.new("uint64_t *")
         for r in snap.regions:
             n = r.data_pages
@@ -477,13 +478,11 @@ def check_pages(snap: Snapshot) -> None:
                 raise _bad(snap.path, f"memory page at gpa {r.gpa + bad[0] * PAGE:#x} fails its checksum "
                                       "(guest memory is corrupt)")
             at += n
-        del base
-        _check_holes(snap, memoryview(mm))
+        with memoryview(mm) as view:
+            _check_holes(snap, view)
     finally:
-        try:
-            mm.close()
-        except BufferError:
-            pass
+        ffi.release(buf)     # the mapping's exports go before it closes, on an error too
+        mm.close()
     snap.pages_checked = True
 
 
