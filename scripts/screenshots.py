@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from hvtui.api import Boot, GuestSpec  # noqa: E402
 from hvtui.tui.app import HvtuiApp  # noqa: E402
-from hvtui.tui.driving import press, wait_until  # noqa: E402
+from hvtui.tui.driving import press, select, wait_until  # noqa: E402
 from hvtui.tui.screens.console import ConsoleScreen  # noqa: E402
 from hvtui.tui.screens.dashboard import DashboardScreen  # noqa: E402
 
@@ -55,13 +55,6 @@ def to_png(svg: Path) -> Path | None:
     return png
 
 
-async def select(pilot, app, name: str) -> None:
-    table = app.screen.table
-    await wait_until(pilot, lambda: name in table.order, what=name)
-    table.move_cursor(row=table.order.index(name), animate=False)
-    await pilot.pause(0.3)
-
-
 async def shoot(out: Path, size: tuple[int, int]) -> list[Path]:
     made = []
     with tempfile.TemporaryDirectory() as logs:
@@ -70,10 +63,10 @@ async def shoot(out: Path, size: tuple[int, int]) -> list[Path]:
             await wait_until(pilot, lambda: app.fleet_started, what="the fleet")
             await pilot.pause(6.0)                      # let rates and sparklines fill
             app.clear_notifications()
-            await select(pilot, app, "counter-2")
+            await select(pilot, app, "counter-2", settle=0.3)
             made.append(Path(app.save_screenshot("dashboard.svg", str(out))))
 
-            await select(pilot, app, "shell-1")
+            await select(pilot, app, "shell-1", settle=0.3)
             await press(pilot, "enter")
             await wait_until(pilot, lambda: isinstance(app.screen, ConsoleScreen), what="console")
             term = app.screen.term
@@ -88,14 +81,14 @@ async def shoot(out: Path, size: tuple[int, int]) -> list[Path]:
 
             await press(pilot, "ctrl+right_square_bracket")
             await wait_until(pilot, lambda: isinstance(app.screen, DashboardScreen), what="detach")
-            await select(pilot, app, "crash-1")
+            await select(pilot, app, "crash-1", settle=0.3)
             app.notify("crash-1 crashed: " + app.monitor.view("crash-1").crash.summary,
                        title="Guest crashed", severity="error", timeout=30)
             await pilot.pause(0.5)
             made.append(Path(app.save_screenshot("crash.svg", str(out))))
 
             app.clear_notifications()
-            await select(pilot, app, "vgademo-1")
+            await select(pilot, app, "vgademo-1", settle=0.3)
             await press(pilot, "enter")
             await wait_until(pilot, lambda: isinstance(app.screen, ConsoleScreen), what="console")
             vga = app.screen.vga

@@ -36,6 +36,16 @@ async def press(pilot, *keys: str) -> None:
     await pilot._wait_for_screen()
 
 
+async def select(pilot, app, name: str, settle: float = 0.05) -> None:
+    """Move the dashboard's cursor to a guest's row (once the row exists), then let the
+    app run settle seconds (the panel follows the selection)."""
+    table = app.screen.table
+    await wait_until(pilot, lambda: name in table.order, what=f"{name} in the table")
+    table.move_cursor(row=table.order.index(name), animate=False)
+    await pilot.pause(settle)
+    assert table.selected == name
+
+
 async def wait_until(pilot, condition, timeout: float = 15.0, what: str = "condition"):
     """Let the app run until condition() is true; its value. AssertionError on timeout."""
     loop = asyncio.get_running_loop()

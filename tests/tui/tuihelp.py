@@ -1,7 +1,7 @@
 """Helpers of the TUI tests: wait for what the screen should come to show, read cells."""
 from __future__ import annotations
 
-from hvtui.tui.driving import press, wait_until  # noqa: F401  (re-exported)
+from hvtui.tui.driving import press, select, wait_until  # noqa: F401  (re-exported)
 
 SIZE = (120, 40)
 
@@ -26,15 +26,6 @@ def text_of(widget) -> str:
     console = Console(width=200, file=io.StringIO(), record=True, color_system=None)
     console.print(widget.content)
     return console.export_text()
-
-
-async def select(pilot, app, name: str) -> None:
-    """Move the dashboard's cursor to a guest's row (once the row exists)."""
-    table = app.screen.table
-    await wait_until(pilot, lambda: name in table.order, what=f"{name} in the table")
-    table.move_cursor(row=table.order.index(name), animate=False)
-    await pilot.pause(0.05)
-    assert table.selected == name
 
 
 def history(app, name: str) -> bytes:
