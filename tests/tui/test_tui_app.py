@@ -11,7 +11,7 @@ from hvtui.tui.screens.console import ConsoleScreen
 from hvtui.tui.screens.dashboard import DashboardScreen
 from hvtui.tui.screens.modals import ConfirmScreen, HelpScreen, NewGuestScreen
 
-from tuihelp import cell, history, names, notes, press, select, spy_input, text_of, wait_until
+from tuihelp import cell, history, notes, open_console, press, select, spy_input, text_of, wait_until
 
 pytestmark = pytest.mark.kvm
 
@@ -47,9 +47,7 @@ async def test_dashboard_shows_the_fleet(tui):
 
 async def test_console_attach_type_detach(tui):
     async with tui([spec("shell", "sh"), spec("counter", "c1")]) as (app, pilot):
-        await select(pilot, app, "sh")
-        await press(pilot, "enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, ConsoleScreen), what="the console")
+        await open_console(pilot, app, "sh", key="enter")
         term = app.screen.term
         await wait_until(pilot, lambda: "hvtui>" in term.text(), what="the prompt")
         await press(pilot, *"echo hi", "enter")
@@ -64,9 +62,7 @@ async def test_console_attach_type_detach(tui):
 async def test_console_prefix_keys(tui):
     async with tui([spec("shell", "sh"), spec("counter", "c1")]) as (app, pilot):
         sent = spy_input(app)
-        await select(pilot, app, "sh")
-        await press(pilot, "c")
-        await wait_until(pilot, lambda: isinstance(app.screen, ConsoleScreen), what="the console")
+        await open_console(pilot, app, "sh")
         console = app.screen
         await press(pilot, "ctrl+a", "ctrl+a")          # the prefix twice reaches the guest
         await press(pilot, "up", "ctrl+c", "f2")
@@ -256,9 +252,7 @@ async def test_scrollback_search(tui):
     from hvtui.tui.screens.scrollback import ScrollbackScreen
     async with tui([spec("counter", "c1")]) as (app, pilot):
         await wait_until(pilot, lambda: b"count 12\r\n" in history(app, "c1"), what="output")
-        await select(pilot, app, "c1")
-        await press(pilot, "c")
-        await wait_until(pilot, lambda: isinstance(app.screen, ConsoleScreen), what="the console")
+        await open_console(pilot, app, "c1")
         await press(pilot, "ctrl+a", "left_square_bracket")
         await wait_until(pilot, lambda: isinstance(app.screen, ScrollbackScreen), what="scrollback")
         await wait_until(pilot, lambda: app.focused and app.focused.id == "scrollback-search", what="focus")
@@ -275,9 +269,7 @@ async def test_scrollback_search(tui):
 async def test_console_of_an_ended_guest(tui):
     async with tui([spec("hello", "hi"), spec("counter", "c1")]) as (app, pilot):
         await wait_until(pilot, lambda: cell(app, "hi", "state") == "exited 0", what="hello to end")
-        await select(pilot, app, "hi")
-        await press(pilot, "c")
-        await wait_until(pilot, lambda: isinstance(app.screen, ConsoleScreen), what="the console")
+        await open_console(pilot, app, "hi")
         banner = history(app, "hi").decode(errors="replace").splitlines()[0].strip()
         await wait_until(pilot, lambda: banner in app.screen.term.text(), what="its history replayed")
         await press(pilot, "x")                          # it takes no input: said, not raised
@@ -320,9 +312,7 @@ async def test_quit_asks_while_guests_live(tui):
 
 async def test_console_switches_to_the_virtio_console(tui):
     async with tui([spec("vconsole", "vc")]) as (app, pilot):
-        await select(pilot, app, "vc")
-        await press(pilot, "c")
-        await wait_until(pilot, lambda: isinstance(app.screen, ConsoleScreen), what="the console")
+        await open_console(pilot, app, "vc")
         console = app.screen
         await wait_until(pilot, lambda: "vconsole: ready" in console.term.text(), what="COM1's banner")
         await press(pilot, "ctrl+a", "v")

@@ -10,11 +10,10 @@ from hvtui.client import RemoteMonitor
 from hvtui.server import Server
 from hvtui.tui.app import HvtuiApp
 from hvtui.tui.config import Config
-from hvtui.tui.screens.console import ConsoleScreen
 from hvtui.tui.screens.dashboard import DashboardScreen
 from hvtui.tui.screens.modals import ConfirmScreen
 
-from tuihelp import SIZE, cell, press, select, wait_until
+from tuihelp import SIZE, cell, open_console, press, select, wait_until
 
 pytestmark = pytest.mark.kvm
 
@@ -45,9 +44,7 @@ async def test_the_tui_drives_the_daemon_and_quits_without_ending_it(server):
         await wait_until(pilot, lambda: server.host.get("c1").state.value == "paused", what="the pause in the monitor")
         await wait_until(pilot, lambda: cell(app, "c1", "state") == "paused", what="the paused cell")
         await press(pilot, "p")
-        await select(pilot, app, "sh")
-        await press(pilot, "enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, ConsoleScreen), what="the console")
+        await open_console(pilot, app, "sh", key="enter")
         term = app.screen.term
         await wait_until(pilot, lambda: "hvtui>" in term.text(), what="the replayed prompt")
         await press(pilot, *"echo over the socket", "enter")

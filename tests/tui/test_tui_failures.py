@@ -14,7 +14,7 @@ from hvtui.tui.screens.console import ConsoleScreen
 from hvtui.tui.screens.dashboard import DashboardScreen
 from hvtui.tui.screens.modals import ConfirmScreen, SnapshotScreen
 
-from tuihelp import history, names, notes, press, select, spy_input, wait_until
+from tuihelp import history, names, notes, open_console, press, select, spy_input, wait_until
 
 pytestmark = pytest.mark.kvm
 
@@ -97,9 +97,7 @@ async def test_an_edited_snapshot_is_a_notification(tui, tmp_path):
 async def test_ctrl_q_asks_on_the_dashboard_and_is_the_guests_in_a_console(tui):
     async with tui([spec("shell", "sh"), spec("counter", "c1")]) as (app, pilot):
         sent = spy_input(app)
-        await select(pilot, app, "sh")
-        await press(pilot, "c")
-        await wait_until(pilot, lambda: isinstance(app.screen, ConsoleScreen), what="the console")
+        await open_console(pilot, app, "sh")
         await press(pilot, "ctrl+q")
         await wait_until(pilot, lambda: sent, what="the key sent")
         assert [d for _, d in sent] == [b"\x11"] and isinstance(app.screen, ConsoleScreen) and app.is_running

@@ -10,9 +10,8 @@ from textual import events
 
 from hvtui.api import SERIAL, VGA, GuestSpec
 from hvtui.textscreen import DEFAULT_PALETTE
-from hvtui.tui.screens.console import ConsoleScreen
 
-from tuihelp import history, notes, press, select, text_of, wait_until
+from tuihelp import history, notes, open_console, press, select, text_of, wait_until
 
 pytestmark = pytest.mark.kvm
 
@@ -38,10 +37,7 @@ def rgb(color) -> tuple:
 
 
 async def open_vga_console(pilot, app, name="v"):
-    await select(pilot, app, name)
-    await press(pilot, "enter")
-    await wait_until(pilot, lambda: isinstance(app.screen, ConsoleScreen), what="the console")
-    console = app.screen
+    console = await open_console(pilot, app, name, key="enter")
     await wait_until(pilot, lambda: "ready" in console.vga.text(), what="the demo's screen", timeout=30)
     return console
 

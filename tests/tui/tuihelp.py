@@ -28,6 +28,15 @@ def text_of(widget) -> str:
     return console.export_text()
 
 
+async def open_console(pilot, app, name: str, key: str = "c"):
+    """Select a guest, press key (`c` or Enter) and wait for its console screen; that screen."""
+    from hvtui.tui.screens.console import ConsoleScreen
+    await select(pilot, app, name)
+    await press(pilot, key)
+    await wait_until(pilot, lambda: isinstance(app.screen, ConsoleScreen), what="the console")
+    return app.screen
+
+
 def history(app, name: str) -> bytes:
     """What the guest wrote to its serial console (the embedded monitor's own record)."""
     return bytes(app.monitor.host.get(name).history)
