@@ -58,10 +58,14 @@ def ensure_server(vcpu_nice: int = 19, console_nice: int = 10, log_max_bytes: in
         return False
     limits = ([] if log_max_bytes is None else ["--log-max", str(max(1, log_max_bytes >> 20))]) + \
         ([] if log_keep is None else ["--log-keep", str(log_keep)])
+    # In /, as a daemon runs (it holds no user's folder, and clients send absolute paths);
+    # above all `-m` puts the current folder first on sys.path, and a user in a clone of
+    # hvtui (README: `pip install .`, then `hvtui`) would start the clone's sources, which
+    # lack the built extension, instead of the installed package.
     proc = subprocess.Popen([sys.executable, "-m", "hvtui", "serve", "--detach", "--quiet",
                              "--vcpu-nice", str(vcpu_nice), "--console-nice", str(console_nice), *limits],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True, close_fds=True)
+                            start_new_session=True, close_fds=True, cwd="/")
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if server_running(path):

@@ -130,6 +130,24 @@ def test_the_first_command_starts_the_monitor_in_the_background():
     assert r.returncode == 0 and b"(0 live guest(s) ended)" in r.stdout
 
 
+def test_the_monitor_started_from_a_clone_loads_the_installed_hvtui(tmp_path):
+    """The README's first command: `pip install .` in a clone, then `hvtui` in the clone's
+    folder, whose hvtui/ holds the sources without the built extension. The monitor the
+    command starts (`python -m hvtui serve`) must load the installed hvtui, not the
+    hvtui/ of the folder it was started from (`-m` puts the current folder first)."""
+    clone = tmp_path / "clone"
+    (clone / "hvtui").mkdir(parents=True)
+    (clone / "hvtui" / "__init__.py").write_text('raise ImportError("the hvtui/ of the current folder")\n')
+    (clone / "hvtui" / "__main__.py").write_text("")
+    command = tmp_path / "bin" / "hvtui"      # as pip's console script: its own folder first on sys.path
+    command.parent.mkdir()
+    command.write_text("from hvtui.cli import entry\nentry()\n")
+    r = subprocess.run([sys.executable, str(command), "start", "hello", "--memory", "16"], cwd=clone,
+                       capture_output=True, timeout=60, env={**os.environ, **ENV})
+    assert r.returncode == 0 and r.stdout.startswith(b"hello-1: "), r.stderr
+    assert hvtui("kill-server").returncode == 0
+
+
 def test_another_uid_cannot_connect(serve, tmp_path):
     """A real second user: the 0700 folder keeps it out; and with the folder and socket
     opened up by mistake, SO_PEERCRED still refuses it, with one line."""
