@@ -182,8 +182,8 @@ async def over_socket(path: str, guests: int, clients: int, seconds: float) -> d
 
 def start_private_monitor(runtime: str) -> subprocess.Popen:
     env = {**os.environ, "XDG_RUNTIME_DIR": runtime, "XDG_STATE_HOME": os.path.join(runtime, "state")}
-    proc = subprocess.Popen([sys.executable, "-m", "hvtui", "serve", "--quiet"], env=env,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-m", "hvtui", "serve", "--quiet"], env=env, cwd="/",   # as a daemon,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # client.ensure_server
     sock = Path(runtime) / "hvtui" / "monitor.sock"
     deadline = time.monotonic() + 20
     while not sock.exists():

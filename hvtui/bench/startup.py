@@ -8,7 +8,9 @@ the guest's first line on stdout, and to the process's exit. Medians; ratio = hv
 page cache, Python's bytecode cache). The hvtui child runs with Python's bytecode cache on,
 as an installed hvtui does (pip compiles it at install): a PYTHONDONTWRITEBYTECODE in the
 caller's environment would make every run compile every module again (~55 ms on the
-reference machine), which measures the environment rather than hvtui.
+reference machine), which measures the environment rather than hvtui. It runs in the
+kernel's temporary folder: `-m` puts the current folder first on sys.path, and from a
+clone of hvtui it would run the clone's sources rather than the installed package.
 """
 from __future__ import annotations
 
@@ -43,10 +45,11 @@ def hvtui_env() -> dict:
     return env
 
 
-def time_one(cmd: list[str], env: dict | None = None) -> tuple[float, float]:
+def time_one(cmd: list[str], env: dict | None = None, cwd: str | None = None) -> tuple[float, float]:
     """(ms to the first line on stdout, ms to exit)."""
     t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+                         cwd=cwd)
     first = p.stdout.readline()
     t_first = time.perf_counter()
     p.stdout.read()
@@ -66,11 +69,11 @@ def measure(runs: int = 7) -> dict:
             f.write(pvh_hello())
         ours, theirs = [], []
         env = hvtui_env()
-        time_one(hvtui_command(kernel, d), env)        # warm-up, unmeasured
+        time_one(hvtui_command(kernel, d), env, cwd=d)        # warm-up, unmeasured
         if has_qemu:
             time_one(qemu_command(kernel))
         for _ in range(runs):
-            ours.append(time_one(hvtui_command(kernel, d), env))
+            ours.append(time_one(hvtui_command(kernel, d), env, cwd=d))
             if has_qemu:
                 theirs.append(time_one(qemu_command(kernel)))
     med = statistics.median
