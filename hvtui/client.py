@@ -103,6 +103,7 @@ class RemoteMonitor(api.Monitor):
         self.pid = 0
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future] = {}
+        self._on_reply: dict[int, Callable] = {}     # request -> what its result does to the mirror
         self._subscribers: list[Callable[[api.Event], None]] = []
         self._watches: dict[int, Callable[[bytes], None]] = {}
         self._reader_task: asyncio.Task | None = None
@@ -121,9 +122,9 @@ class RemoteMonitor(api.Monitor):
         except PermissionError:
             raise ServerError(f"{self.path}: permission denied (another user's monitor)") from None
         self._reader_task = asyncio.get_running_loop().create_task(self._read_forever())
-        hello = await self._request("hello")
+        hello = await self._request("hello", on_reply=lambda r: setattr(
+            self, "mirror", {v["name"]: api.view_from_wire(v) for v in r["guests"]}))
         self.pid = hello.get("pid", 0)
-        self.mirror = {v["name"]: api.view_from_wire(v) for v in hello["guests"]}
 
     async def __aenter__(self) -> RemoteMonitor:
         await self.open()
@@ -147,6 +148,7 @@ class RemoteMonitor(api.Monitor):
             if not fut.done():
                 fut.set_exception(NotRunning(why) if why.startswith("the ") else ServerError(why))
         self._pending.clear()
+        self._on_reply.clear()
 
     async def _read_forever(self) -> None:
         why = "the monitor closed the connection"
@@ -184,6 +186,7 @@ class RemoteMonitor(api.Monitor):
             return
         rid = message.get("id")
         fut = self._pending.pop(rid, None) if rid is not None else None
+        on_reply = self._on_reply.pop(rid, None) if rid is not None else None
         if fut is None:
             if not message.get("ok", True):      # an error with no request to answer (a refusal)
                 self.lost = message.get("error", {}).get("message", "refused")
@@ -191,10 +194,20 @@ class RemoteMonitor(api.Monitor):
                     if not f.done():
                         f.set_exception(_error(message.get("error", {})))
                 self._pending.clear()
+                self._on_reply.clear()
             return
         if fut.done():
             return
         if message.get("ok"):
+            if on_reply is not None:
+                # here, in the order of the wire: the coroutine awaiting fut resumes later,
+                # after this loop may have applied newer events (hello's end after the
+                # reply to its create), which the reply's view must not then overwrite
+                try:
+                    on_reply(message.get("result"))
+                except (KeyError, TypeError, ValueError, AttributeError) as e:
+                    fut.set_exception(ServerError(f"a malformed reply from the monitor ({e})"))
+                    return
             fut.set_result(message.get("result"))
         else:
             fut.set_exception(_error(message.get("error") or {}))
@@ -218,13 +231,16 @@ class RemoteMonitor(api.Monitor):
             except Exception:
                 pass
 
-    async def _request(self, op: str, **args):
+    async def _request(self, op: str, on_reply: Callable | None = None, **args):
+        """op's result; on_reply(result), if given, runs as the reply is read (see _dispatch)."""
         if self.writer is None or self._closed.is_set():
             lost = self.lost or "not connected to a monitor"
             raise NotRunning(lost) if lost.startswith(("the ", "not ")) else ServerError(lost)
         rid = next(self._ids)
         fut = asyncio.get_running_loop().create_future()
         self._pending[rid] = fut
+        if on_reply is not None:
+            self._on_reply[rid] = on_reply
         self.writer.write(wire.encode({"id": rid, "op": op, "args": args}))
         return await fut
 
@@ -256,14 +272,11 @@ class RemoteMonitor(api.Monitor):
         return lambda: self._subscribers.remove(callback) if callback in self._subscribers else None
 
     async def create(self, spec: GuestSpec, start: bool = True) -> GuestView:
-        result = await self._request("create", spec=api.to_wire(spec), start=start)
-        self._took(result)
+        result = await self._request("create", spec=api.to_wire(spec), start=start, on_reply=self._took)
         return api.view_from_wire(result)
 
     async def _lifecycle(self, op: str, name: str):
-        result = await self._request(op, name=name)
-        self._took(result)
-        return result
+        return await self._request(op, name=name, on_reply=self._took)
 
     async def start(self, name: str) -> GuestView:
         return api.view_from_wire(await self._lifecycle("start", name))
@@ -284,8 +297,7 @@ class RemoteMonitor(api.Monitor):
         await self._lifecycle("reset", name)
 
     async def remove(self, name: str) -> None:
-        await self._request("remove", name=name)
-        self.mirror.pop(name, None)
+        await self._request("remove", name=name, on_reply=lambda _: self.mirror.pop(name, None))
 
     async def snapshot(self, name: str, path: str) -> dict:
         return await self._request("snapshot", name=name, path=os.path.abspath(path))
@@ -294,15 +306,13 @@ class RemoteMonitor(api.Monitor):
                       disk_readonly: bool = False, overcommit: bool = False) -> GuestView:
         result = await self._request("restore", path=os.path.abspath(path), name=name, start=start,
                                      disk=os.path.abspath(disk) if disk else None, disk_readonly=disk_readonly,
-                                     overcommit=overcommit)
-        self._took(result)
+                                     overcommit=overcommit, on_reply=self._took)
         return api.view_from_wire(result)
 
     async def clone(self, name: str, new_names: list[str], path: str | None = None) -> list[GuestView]:
         result = await self._request("clone", name=name, names=list(new_names),
-                                     path=os.path.abspath(path) if path else None)
-        for r in result:
-            self._took(r)
+                                     path=os.path.abspath(path) if path else None,
+                                     on_reply=lambda views: [self._took(r) for r in views])
         return [api.view_from_wire(r) for r in result]
 
     def watch_console(self, name: str, console: str, callback, replay: int = 0, attach: bool = False):
@@ -364,8 +374,8 @@ class RemoteMonitor(api.Monitor):
         return await self._request("keys", name=name, keys=list(keys))
 
     async def gdb(self, name: str, address: str | None = None, wait: bool = False) -> str:
-        result = await self._request("gdb", name=name, address=address, wait=wait)
-        self._took(result.get("guest"))
+        result = await self._request("gdb", name=name, address=address, wait=wait,
+                                     on_reply=lambda r: self._took(r.get("guest")))
         return result["target_remote"]
 
     async def report(self, text: str) -> None:

@@ -148,6 +148,34 @@ def test_the_monitor_started_from_a_clone_loads_the_installed_hvtui(tmp_path):
     assert hvtui("kill-server").returncode == 0
 
 
+async def test_the_client_mirror_keeps_the_wire_order_not_the_awaiting_coroutines(host):
+    """The reply to create() and the event that hello ended can be read in one go: the
+    coroutine awaiting create() resumes after the event was applied, and the reply's older
+    view must not then overwrite it (the TUI that started hello showed it running for
+    good). The messages are the monitor's own, from a real hello on KVM, fed to the
+    client in the order a daemon sends them."""
+    guest = await host.create(api.GuestSpec("hello", name="h", memory_mib=16), start=False)
+    created = guest.view()
+    await host.start_guest("h")
+    await host.wait_until_ended("h")
+    ended = host.get("h").view()
+    assert ended.state == api.State.STOPPED
+    m = RemoteMonitor(Path("/nonexistent"))
+    requests = []
+
+    class Socket:
+        def write(self, data):
+            requests.append(wire.decode(data))
+    m.writer = Socket()
+    made = asyncio.create_task(m.create(api.GuestSpec("hello", name="h", memory_mib=16)))
+    await asyncio.sleep(0)
+    assert requests and requests[0]["op"] == "create"
+    m._dispatch({"id": requests[0]["id"], "ok": True, "result": api.to_wire(created)})
+    m._dispatch({"event": api.to_wire(api.GuestChanged(ended, previous=api.State.RUNNING))})
+    assert (await made).state == created.state
+    assert m.guest("h").state == api.State.STOPPED and m.guest("h").end.exit_code == 0
+
+
 def test_another_uid_cannot_connect(serve, tmp_path):
     """A real second user: the 0700 folder keeps it out; and with the folder and socket
     opened up by mistake, SO_PEERCRED still refuses it, with one line."""
