@@ -1,11 +1,14 @@
 """`hvtui bench exits`: how fast the monitor serves port-I/O exits.
 
-Three ways of running the same guest code (the exitbench image doing N `out`s) on a
+Four ways of running the same guest code (the exitbench image doing N `out`s) on a
 freshly built machine each time:
-  raw    - the floor: KVM_RUN in a bare C loop that ignores every exit (hv_bench_raw_loop);
-  c      - hvtui's hot path: hv_vcpu_run, which serves port 0x80 in C with its counters;
-  python - the same exits on a port owned by a Python device (the ScratchRegister), so
-           each one returns to Python and back.
+  raw          - the floor: KVM_RUN in a bare C loop that ignores every exit (hv_bench_raw_loop);
+  c            - hvtui's hot path: hv_vcpu_run, which serves port 0x80 in C with its counters;
+  python       - the same exits on a port owned by a Python device (the ScratchRegister), so
+                 each one returns to Python and back;
+  python_floor - the same returns to Python with nothing done there (no device, no
+                 dispatch): what any exit served synchronously in Python pays before the
+                 device's first line, the floor of the `python` row.
 Runs are interleaved and each figure is the median of --runs; ratio = c / raw.
 """
 from __future__ import annotations
@@ -59,13 +62,32 @@ def _run_served(port: int, count: int) -> float:
         m.destroy()
 
 
+def run_python_floor(count: int) -> float:
+    """hv_vcpu_run returning to Python for every exit on the Python device's port, and
+    called again at once: the guest's `out`s complete with nothing done."""
+    m = _machine(PYDEV_PORT, count)
+    vcpu = m.vcpus[0]
+    run, ptr, exit_, io = lib.hv_vcpu_run, vcpu.ptr, vcpu.exit, lib.HV_EXIT_IO
+    try:
+        t0 = time.perf_counter()
+        while run(ptr, exit_) == 0 and exit_.reason == io:
+            pass
+        dt = time.perf_counter() - t0
+        if exit_.reason != lib.HV_EXIT_DEBUG_EXIT:
+            raise RuntimeError(f"exitbench stopped with exit {exit_.reason}")
+        return count / dt
+    finally:
+        m.destroy()
+
+
 def measure(runs: int = 5, count: int = 100000) -> dict:
     kvm = Kvm.get()
-    raw, c, py = [], [], []
+    raw, c, py, floor = [], [], [], []
     for _ in range(runs):
         raw.append(run_raw(count))
         c.append(_run_served(0x80, count))
         py.append(_run_served(PYDEV_PORT, count))
+        floor.append(run_python_floor(count))
     med = statistics.median
     return {
         "kvm": kvm.kind,
@@ -76,9 +98,12 @@ def measure(runs: int = 5, count: int = 100000) -> dict:
         "python_exits_per_s": round(med(py)),
         "ratio": round(med(c) / med(raw), 3),
         "python_ratio": round(med(py) / med(raw), 3),
+        "python_floor_exits_per_s": round(med(floor)),
+        "python_floor_ratio": round(med(floor) / med(raw), 3),
         "raw_runs": [round(x) for x in raw],
         "c_runs": [round(x) for x in c],
         "python_runs": [round(x) for x in py],
+        "python_floor_runs": [round(x) for x in floor],
     }
 
 
@@ -94,5 +119,7 @@ def main(args) -> int:
           f"  ratio {result['ratio']:.3f}")
     print(f"  Python device                {result['python_exits_per_s']:>9,} exits/s  {us(result['python_exits_per_s']):6.2f} us/exit"
           f"  ratio {result['python_ratio']:.3f}")
+    print(f"  return to Python, no device  {result['python_floor_exits_per_s']:>9,} exits/s"
+          f"  {us(result['python_floor_exits_per_s']):6.2f} us/exit  ratio {result['python_floor_ratio']:.3f}")
     sys.stdout.flush()
     return 0

@@ -11,6 +11,12 @@ caller's environment would make every run compile every module again (~55 ms on 
 reference machine), which measures the environment rather than hvtui. It runs in the
 kernel's temporary folder: `-m` puts the current folder first on sys.path, and from a
 clone of hvtui it would run the clone's sources rather than the installed package.
+
+Three floors run in the same interleaved rounds, so that the distance to QEMU can be
+read against what Python itself costs here: the interpreter doing nothing (`-c pass`),
+the interpreter importing asyncio (what any monitor built on an asyncio loop pays before
+it does anything: hvtui's Host is one), and the interpreter importing hvtui's machine
+layer alone (hvtui.vmm.machine: no asyncio, no CLI, no Host). Each is timed to its exit.
 """
 from __future__ import annotations
 
@@ -45,6 +51,24 @@ def hvtui_env() -> dict:
     return env
 
 
+FLOORS = {"python": "pass", "asyncio": "import asyncio", "machine_layer": "import hvtui.vmm.machine"}
+
+
+def floor_command(what: str) -> list[str]:
+    return [sys.executable, "-c", FLOORS[what]]
+
+
+def time_exit(cmd: list[str], env: dict | None = None, cwd: str | None = None) -> float:
+    """ms from the process's start to its exit (a floor: nothing on stdout)."""
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+                       cwd=cwd)
+    dt = (time.perf_counter() - t0) * 1e3
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {r.stderr.decode(errors='replace').strip()[-200:]}")
+    return dt
+
+
 def time_one(cmd: list[str], env: dict | None = None, cwd: str | None = None) -> tuple[float, float]:
     """(ms to the first line on stdout, ms to exit)."""
     t0 = time.perf_counter()
@@ -68,12 +92,17 @@ def measure(runs: int = 7) -> dict:
         with open(kernel, "wb") as f:
             f.write(pvh_hello())
         ours, theirs = [], []
+        floors: dict[str, list[float]] = {what: [] for what in FLOORS}
         env = hvtui_env()
         time_one(hvtui_command(kernel, d), env, cwd=d)        # warm-up, unmeasured
+        for what in FLOORS:
+            time_exit(floor_command(what), env, cwd=d)
         if has_qemu:
             time_one(qemu_command(kernel))
         for _ in range(runs):
             ours.append(time_one(hvtui_command(kernel, d), env, cwd=d))
+            for what in FLOORS:
+                floors[what].append(time_exit(floor_command(what), env, cwd=d))
             if has_qemu:
                 theirs.append(time_one(qemu_command(kernel)))
     med = statistics.median
@@ -81,11 +110,13 @@ def measure(runs: int = 7) -> dict:
            "hvtui_first_line_ms": round(med(t for t, _ in ours), 1),
            "hvtui_ms": round(med(t for _, t in ours), 1),
            "qemu_first_line_ms": None, "qemu_ms": None, "first_line_ratio": None, "ratio": None,
-           "hvtui_range_ms": [round(min(t for _, t in ours), 1), round(max(t for _, t in ours), 1)]}
+           "hvtui_range_ms": [round(min(t for _, t in ours), 1), round(max(t for _, t in ours), 1)],
+           "floor_ms": {what: round(med(ts), 1) for what, ts in floors.items()}, "floor_ratio": None}
     if theirs:
         out.update(qemu_first_line_ms=round(med(t for t, _ in theirs), 1), qemu_ms=round(med(t for _, t in theirs), 1))
         out["ratio"] = round(out["hvtui_ms"] / out["qemu_ms"], 2)
         out["first_line_ratio"] = round(out["hvtui_first_line_ms"] / out["qemu_first_line_ms"], 2)
+        out["floor_ratio"] = {what: round(ms / out["qemu_ms"], 2) for what, ms in out["floor_ms"].items()}
     return out
 
 
@@ -101,5 +132,9 @@ def main(args) -> int:
     else:
         print(f"  QEMU -M microvm    first line {r['qemu_first_line_ms']:7.1f} ms   exit {r['qemu_ms']:7.1f} ms")
         print(f"  ratio hvtui / QEMU           first line {r['first_line_ratio']:7.2f}      exit {r['ratio']:7.2f}")
+    print("  floors, to exit (the same interpreter and environment, nothing of the guest):")
+    for what, code in FLOORS.items():
+        ratio = f"   {r['floor_ratio'][what]:5.2f} of QEMU" if r["floor_ratio"] else ""
+        print(f"    python -c {code!r:28} {r['floor_ms'][what]:7.1f} ms{ratio}")
     sys.stdout.flush()
     return 0
