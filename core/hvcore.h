@@ -59,7 +59,7 @@ struct hv_exit {
     uint64_t mmio_addr;     /* HV_EXIT_MMIO */
     uint32_t mmio_len;
     uint32_t mmio_is_write;
-    uint64_t value;         /* HV_EXIT_DEBUG_EXIT */
+    uint64_t value;         /* HV_EXIT_DEBUG_EXIT; HV_EXIT_IO: what a single `out` wrote (0 for an `in`) */
     uint32_t suberror;      /* HV_EXIT_INTERNAL */
     uint32_t ndata;
     uint64_t info[16];      /* HV_EXIT_INTERNAL data[], FAIL_ENTRY, SYSTEM_EVENT */

@@ -440,6 +440,7 @@ int hv_vm_handle_io(struct hv_vm *vm, struct kvm_run *run, struct hv_exit *exit)
         exit->direction = is_out ? HV_IO_OUT : HV_IO_IN;
         exit->count = count;
         exit->data = data;
+        exit->value = is_out && count == 1 ? hv_le_value(data, size) : 0;   /* the word an `out` wrote */
         return 0;
     }
     if (port >= HV_PORT_COM1 && port < HV_PORT_COM1 + 8 && size == 1) {

@@ -37,15 +37,21 @@ def test_memory_bounds(memory):
     assert memory.read((4 << 20) - 4, 4) == bytes(4)   # the last bytes are fine
 
 
-def test_bus_dispatch_and_overlap():
-    bus = Bus("port")
-    dev = ScratchRegister()
+@pytest.mark.parametrize("by_address", [False, True], ids=["bisect", "port-table"])
+def test_bus_dispatch_and_overlap(by_address):
+    bus = Bus("port", by_address=by_address)
+    dev, other = ScratchRegister(), ScratchRegister()
     bus.add(0x510, 4, dev)
+    bus.add(0x508, 8, other)                   # below it, added after it
     assert bus.find(0x512, 2) == (dev, 2)
     assert bus.find(0x513, 2) is None          # runs past the device
-    assert bus.find(0x50F) is None
+    assert bus.find(0x50F) == (other, 7) and bus.find(0x50F, 2) is None
+    assert bus.find(0x507) is None and bus.find(0x514) is None
     with pytest.raises(ValueError):
         bus.add(0x512, 4, ScratchRegister())
+    assert bus.find(0x512, 1) == (dev, 2)      # a refused add changes nothing
+    if by_address:                             # the exit path's lookup: (device, offset, room)
+        assert bus.owner(0x511) == (dev, 1, 3) and bus.owner(0x514) is None
 
 
 def load_elf(path: str, memory: GuestMemory, low_end: int, vcpus: int) -> boot.Boot:

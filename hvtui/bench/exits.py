@@ -6,6 +6,7 @@ freshly built machine each time:
   c            - hvtui's hot path: hv_vcpu_run, which serves port 0x80 in C with its counters;
   python       - the same exits on a port owned by a Python device (the ScratchRegister), so
                  each one returns to Python and back;
+    (c and python run the machine as every guest runs: its vCPU thread, Machine._vcpu_main)
   python_floor - the same returns to Python with nothing done there (no device, no
                  dispatch): what any exit served synchronously in Python pays before the
                  device's first line, the floor of the `python` row.
@@ -44,19 +45,17 @@ def run_raw(count: int) -> float:
 
 
 def _run_served(port: int, count: int) -> float:
+    """The machine run as hvtui runs every guest: its vCPU thread's loop (Machine._vcpu_main)
+    until the guest's debug exit."""
     m = _machine(port, count)
-    vcpu = m.vcpus[0]
     try:
         t0 = time.perf_counter()
-        while True:
-            e = vcpu.run()
-            if e.reason == lib.HV_EXIT_IO:
-                m._serve_io(e)
-            elif e.reason == lib.HV_EXIT_DEBUG_EXIT:
-                break
-            else:
-                raise RuntimeError(f"exitbench stopped with exit {e.reason}")
+        m.start()
+        m.join()
         dt = time.perf_counter() - t0
+        if m.exit_code is None:
+            raise RuntimeError(f"exitbench did not reach its end: {m.state.value} "
+                               f"{m.crash.summary() if m.crash else m.stop_reason}")
         return count / dt
     finally:
         m.destroy()

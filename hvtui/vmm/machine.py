@@ -25,11 +25,12 @@ from hvtui.vmm.boot import pc
 from hvtui.vmm.board import Board
 from hvtui.vmm.devices.bus import Bus
 from hvtui.vmm.exits import CrashReport, INTERNAL_SUBERRORS, emulation_bytes, exit_name, register_dump
-from hvtui.vmm.kvm import Kvm, Vcpu, VmPool
+from hvtui.vmm.kvm import Kvm, Vcpu, VmPool, check
 from hvtui.vmm.memory import GuestMemory
 
 MIN_MEMORY_MIB = 2
 _IO_WORD = {1: "uint8_t *", 2: "uint16_t *", 4: "uint32_t *"}   # a port access's value, by size
+_IO_OUT = lib.HV_IO_OUT
 RFLAGS_IF = 1 << 9
 
 
@@ -144,7 +145,7 @@ class Machine:
         self.debug = None                # the attached debugger's GuestDebug (vmm/debug.py), or None
         self._threads: list[threading.Thread] = []
         self._silent_since: dict[int, tuple[int, float]] = {}
-        self.ports = Bus("port")
+        self.ports = Bus("port", by_address=True)
         self.mmio = Bus("mmio")
         self.board: Board | None = None     # the devices Python serves (board.py)
         self.boot_protocol = "restored"       # how it was booted (vmm/boot), for display
@@ -371,17 +372,22 @@ class Machine:
                 return True
 
     def _vcpu_main(self, vcpu: Vcpu) -> None:
+        # The loop below runs once per exit that reaches Python: hv_vcpu_run is called
+        # without Vcpu.run's frame, and a port's device is one dict lookup (_serve_io).
+        run, ptr, e = lib.hv_vcpu_run, vcpu.ptr, vcpu.exit
         try:
             if not self._park(vcpu):        # started while held: wait before the first run
                 return
             while True:
-                e = vcpu.run()
+                rc = run(ptr, e)
+                if rc:
+                    check(rc)
                 r = e.reason
-                if r == lib.HV_EXIT_REQUEST:
+                if r == lib.HV_EXIT_IO:
+                    self._serve_io(e)
+                elif r == lib.HV_EXIT_REQUEST:
                     if not self._park(vcpu):
                         return
-                elif r == lib.HV_EXIT_IO:
-                    self._serve_io(e)
                 elif r == lib.HV_EXIT_MMIO:
                     self._serve_mmio(e)
                 elif r == lib.HV_EXIT_DEBUG_EXIT:
@@ -462,21 +468,21 @@ class Machine:
 
     def _serve_io(self, e) -> None:
         size, count = e.size, e.count
-        found = self.ports.find(e.port, size)
-        if found is None:
+        hit = self.ports.owner(e.port)          # (device, offset, room)
+        if hit is None or size > hit[2]:
             raise _GuestFault("bad device access", f"port {e.port:#x} has no device")
-        dev, offset = found
+        dev, offset = hit[0], hit[1]
         if count == 1:      # the common case, without a buffer object or slices
-            word = e.data if size == 1 else ffi.cast(_IO_WORD[size], e.data)
-            if e.direction == lib.HV_IO_OUT:
-                dev.write(offset, size, word[0])
+            if e.direction == _IO_OUT:
+                dev.write(offset, size, e.value)    # C put the word there
             else:
+                word = e.data if size == 1 else ffi.cast(_IO_WORD[size], e.data)
                 word[0] = dev.read(offset, size) & ((1 << (8 * size)) - 1)
             return
         data = ffi.buffer(e.data, size * count)
         for i in range(count):
             chunk = slice(i * size, (i + 1) * size)
-            if e.direction == lib.HV_IO_OUT:
+            if e.direction == _IO_OUT:
                 dev.write(offset, size, int.from_bytes(data[chunk], "little"))
             else:
                 data[chunk] = dev.read(offset, size).to_bytes(size, "little")
