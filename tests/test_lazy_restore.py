@@ -10,7 +10,10 @@ import array
 import hashlib
 import os
 import re
+import shutil
 import struct
+import subprocess
+import sys
 import threading
 import time
 import zlib
@@ -286,6 +289,45 @@ def test_without_a_userfaultfd_every_page_is_checked_up_front(counter_snapshot, 
     _poke(bad, gpa, b"count %llu", b"COUNT %llu")
     with pytest.raises(SnapshotError, match=f"memory page at gpa {gpa:#x} fails its checksum"):
         _restore(bad)
+
+
+def _hvtui_run(snap, log_dir, without_userfaultfd: bool) -> subprocess.CompletedProcess:
+    """`hvtui run SNAPSHOT --timeout 2` as root, or as a process with no way to a
+    userfaultfd: no CAP_SYS_PTRACE (the kernel's condition for a userfaultfd that serves
+    KVM's faults while vm.unprivileged_userfaultfd is 0) and /dev/userfaultfd hidden under
+    /dev/null in a private mount namespace: what an ordinary user has."""
+    cmd = [sys.executable, "-m", "hvtui", "run", str(snap), "--timeout", "2", "--log-dir", str(log_dir)]
+    if without_userfaultfd:
+        cmd = ["unshare", "--mount", "sh", "-c", 'mount --bind /dev/null /dev/userfaultfd && exec "$@"', "sh",
+               "setpriv", "--bounding-set", "-sys_ptrace", "--inh-caps", "-sys_ptrace", "--", *cmd]
+    return subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
+
+
+def test_hvtui_run_without_userfaultfd_access(counter_snapshot, tmp_path):
+    """A user who cannot have a userfaultfd restores through the eager path: a good file
+    runs on where it stopped; a corrupt one is refused before the guest exists (one line,
+    exit 1), where with a userfaultfd the same file starts and ends `crashed` (exit 3)."""
+    if shutil.which("unshare") is None or shutil.which("setpriv") is None:
+        pytest.skip("util-linux's unshare and setpriv are needed to take the userfaultfd away")
+    probe = subprocess.run(["unshare", "--mount", "sh", "-c", "mount --bind /dev/null /dev/userfaultfd"],
+                           capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot hide /dev/userfaultfd in a mount namespace: {probe.stderr.decode().strip()}")
+    path, _ = counter_snapshot
+    r = _hvtui_run(path, tmp_path, without_userfaultfd=True)
+    counts = [int(n) for n in re.findall(rb"count (\d+)", r.stdout)]
+    assert r.returncode == 124 and counts and counts[0] == 3, (r.returncode, r.stdout[-300:], r.stderr)
+
+    bad = _copy(path, tmp_path / "bad.snap")
+    gpa = _written_page_holding(bad, b"count %llu")
+    _poke(bad, gpa, b"count %llu", b"COUNT %llu")
+    eager = _hvtui_run(bad, tmp_path, without_userfaultfd=True)
+    assert eager.returncode == 1 and eager.stdout == b"", (eager.returncode, eager.stdout[-300:])
+    assert f"memory page at gpa {gpa:#x} fails its checksum".encode() in eager.stderr, eager.stderr
+    assert len(eager.stderr.strip().splitlines()) == 1, eager.stderr
+    lazy = _hvtui_run(bad, tmp_path, without_userfaultfd=False)
+    assert lazy.returncode == 3 and b"COUNT" not in lazy.stdout, (lazy.returncode, lazy.stdout[-300:])
+    assert f"crashed: corrupt snapshot page: snapshot page at gpa {gpa:#x} fails its checksum".encode() in lazy.stderr
 
 
 def _as_version_1(src, dst) -> None:
