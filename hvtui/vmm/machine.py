@@ -30,7 +30,7 @@ from hvtui.vmm.memory import GuestMemory
 
 MIN_MEMORY_MIB = 2
 _IO_WORD = {1: "uint8_t *", 2: "uint16_t *", 4: "uint32_t *"}   # a port access's value, by size
-_IO_OUT = lib.HV_IO_OUT
+_IO_OUT, _EXIT_IO = lib.HV_IO_OUT, lib.HV_EXIT_IO   # the exit path compares with these on every exit
 RFLAGS_IF = 1 << 9
 
 
@@ -383,7 +383,7 @@ class Machine:
                 if rc:
                     check(rc)
                 r = e.reason
-                if r == lib.HV_EXIT_IO:
+                if r == _EXIT_IO:
                     self._serve_io(e)
                 elif r == lib.HV_EXIT_REQUEST:
                     if not self._park(vcpu):
