@@ -325,13 +325,8 @@ class Vcpu:
         out = ffi.new("struct hv_vcpu **")
         check(lib.hv_vcpu_create(vm.ptr, index, out))
         self.ptr = out[0]
-        self.exit = ffi.new("struct hv_exit *")
+        self.exit = ffi.new("struct hv_exit *")     # what hv_vcpu_run fills (the machine's vCPU loop calls it)
         self.stats = lib.hv_vcpu_stats(self.ptr)
-
-    def run(self):
-        """Run until an exit C does not own; returns the filled struct hv_exit (GIL released)."""
-        check(lib.hv_vcpu_run(self.ptr, self.exit))
-        return self.exit
 
     def kick(self) -> None:
         lib.hv_vcpu_kick(self.ptr)
