@@ -93,6 +93,20 @@ def test_modules_larger_than_ram_are_refused_unread(tmp_path):
     assert peak < 200, f"peak RSS {peak:.0f} MiB"
 
 
+@pytest.mark.parametrize("image", ["mb1", "pvh"])
+def test_a_large_initrd_goes_from_its_file_into_guest_ram(tmp_path, image):
+    """A 256 MiB initrd costs the monitor the guest RAM it fills and no copy besides
+    (Linux-style protocols used to concatenate the files in memory first: three times its
+    size). The test kernel then hashes it at CPL 0 for longer than the run's 2 s."""
+    big = tmp_path / "initrd.img"
+    with open(big, "wb") as f:
+        f.truncate(256 * MiB)
+    code, err, peak = _peak(["run", image, "--memory", "512", "--initrd", str(big), "--timeout", "2",
+                             "--log-dir", str(tmp_path)])
+    assert code == 124, err
+    assert peak < 256 + 100, f"peak RSS {peak:.0f} MiB for a 256 MiB initrd"
+
+
 @pytest.mark.parametrize("what", ["directory", "character device", "FIFO"])
 def test_a_kernel_or_module_that_is_not_a_file_says_what_it_is(tmp_path, what):
     target = {"directory": str(tmp_path), "character device": "/dev/zero", "FIFO": str(tmp_path / "fifo")}[what]

@@ -101,9 +101,10 @@ def validate(config: MachineConfig, kvm: Kvm) -> None:
 EXIT_CODE_STYLES = ("hvtui", "qemu")
 
 
-def read_modules(specs: list[str], ram: int | None = None) -> list[boot.Module]:
-    """Each "FILE" or "FILE ARGS" read whole; the module's string is the spec as given.
-    Their sizes are checked first: together they must fit in ram (none is read otherwise)."""
+def open_modules(specs: list[str], ram: int | None = None) -> list[boot.Module]:
+    """Each "FILE" or "FILE ARGS" opened (boot.Module: loading copies it from the file into
+    guest RAM); the module's string is the spec as given. Their sizes are checked first:
+    together they must fit in ram (none is opened otherwise). The caller closes them."""
     paths = []
     for spec in specs:
         path = spec.strip().split(" ", 1)[0]
@@ -114,7 +115,15 @@ def read_modules(specs: list[str], ram: int | None = None) -> list[boot.Module]:
     if ram is not None and total > ram:
         raise ImageError(f"{', '.join(paths)}: the initrd/modules take {total >> 20} MiB, which does not fit in "
                          f"guest RAM ({ram >> 20} MiB)")
-    return [boot.Module(p, spec.strip(), boot.read_file(p, "module or initrd")) for p, spec in zip(paths, specs)]
+    modules: list[boot.Module] = []
+    try:
+        for p, spec in zip(paths, specs):
+            modules.append(boot.Module(p, spec.strip()))
+    except BaseException:
+        for m in modules:
+            m.close()
+        raise
+    return modules
 
 
 class Machine:
@@ -164,12 +173,20 @@ class Machine:
 
     # ---- construction ----
     def _build(self) -> None:
-        """A new machine: the kernel and its modules are read and recognised before
-        anything is created; the protocol checks the rest before it writes guest RAM."""
+        """A new machine: the kernel is read and recognised, and its modules opened,
+        before anything is created; the protocol checks the rest before it writes guest RAM."""
         cfg = self.config
         image = boot.read_file(cfg.image)
         protocol = boot.detect(cfg.image, image)
-        modules = read_modules(cfg.initrd, cfg.memory_mib << 20)
+        modules = open_modules(cfg.initrd, cfg.memory_mib << 20)
+        try:
+            self._build_with(image, protocol, modules)
+        finally:
+            for m in modules:
+                m.close()
+
+    def _build_with(self, image: bytes, protocol, modules: list[boot.Module]) -> None:
+        cfg = self.config
         ram = cfg.memory_mib << 20
         low, high = layout.split_ram(ram)
         self.vm = VmPool.for_kvm(self.kvm).take()

@@ -23,12 +23,51 @@ from hvtui.vmm.memory import GuestMemory
 MAX_IMAGE_BYTES = 1 << 30        # a kernel or module file larger than this is refused unread
 
 
-@dataclass(frozen=True)
 class Module:
-    """A file handed to the kernel: an initrd (Linux, PVH) or a Multiboot module."""
-    path: str
-    string: str          # the module's command line as the kernel sees it
-    data: bytes | memoryview
+    """A file handed to the kernel: an initrd (Linux, PVH) or a Multiboot module. It is
+    opened (and checked) when made, and its bytes go from the file straight into guest
+    RAM (copy_to), never through a copy in the monitor's memory: a 500 MiB initramfs costs
+    the monitor the guest RAM it fills, not that again in Python objects. close() after
+    loading."""
+
+    CHUNK = 4 << 20
+
+    def __init__(self, path: str, string: str):
+        self.path = path
+        self.string = string        # the module's command line as the kernel sees it
+        self._fd = open_regular(path, "module or initrd")
+        try:
+            self.size = os.fstat(self._fd).st_size
+            if self.size > MAX_IMAGE_BYTES:
+                raise ImageError(f"{path}: {self.size >> 20} MiB is larger than the {MAX_IMAGE_BYTES >> 20} MiB "
+                                 f"hvtui loads as a module or initrd")
+        except BaseException:
+            self.close()
+            raise
+
+    def copy_to(self, memory: GuestMemory, gpa: int) -> None:
+        """The file's size bytes (as it was when opened) into guest RAM at gpa, bounds-checked
+        as one range first; a file that shrank meanwhile is one ImageError line."""
+        if self.size == 0:
+            return
+        view = memory.view(gpa, self.size)
+        done = 0
+        try:
+            while done < self.size:
+                n = os.preadv(self._fd, [view[done:done + self.CHUNK]], done)
+                if n == 0:
+                    raise ImageError(f"{self.path}: ends at byte {done}, not {self.size}: it changed while "
+                                     f"hvtui was loading it")
+                done += n
+        except OSError as e:
+            raise ImageError(f"{self.path}: {e.strerror}") from None
+        finally:
+            view.release()
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 @dataclass
@@ -91,9 +130,10 @@ def file_size(path: str, what: str = "kernel") -> int:
     return st.st_size
 
 
-def read_file(path: str, what: str = "kernel") -> bytes:
-    """The whole of a regular file (at most MAX_IMAGE_BYTES), or one ImageError line saying
-    why not. Opened without blocking (a FIFO put in its place is refused, not waited on)."""
+def open_regular(path: str, what: str = "kernel") -> int:
+    """A read-only descriptor of a regular file, or one ImageError line saying why not.
+    Opened without blocking (a FIFO put in its place is refused, not waited on), and its
+    kind checked again once open (it may have changed since file_size looked)."""
     file_size(path, what)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -102,10 +142,20 @@ def read_file(path: str, what: str = "kernel") -> bytes:
     except OSError as e:
         raise ImageError(f"{path}: {e.strerror}") from None
     try:
-        st = os.fstat(fd)
-        kind = file_kind(st.st_mode)
+        kind = file_kind(os.fstat(fd).st_mode)
         if kind is not None:                  # it changed since we looked
             raise ImageError(f"{path}: is {kind}, not a {what} file")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_file(path: str, what: str = "kernel") -> bytes:
+    """The whole of a regular file (at most MAX_IMAGE_BYTES), or one ImageError line saying
+    why not."""
+    fd = open_regular(path, what)
+    try:
         with os.fdopen(fd, "rb", closefd=False) as f:
             data = f.read(MAX_IMAGE_BYTES + 1)
         if len(data) > MAX_IMAGE_BYTES:

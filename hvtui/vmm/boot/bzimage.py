@@ -84,9 +84,9 @@ def load(ctx: BootContext) -> Boot:
     cmdline = linux.cmdline(ctx, min(cmdline_size, CMDLINE_ROOM - 1))
     load_addr, need = placement(path, image, version, len(kernel), ctx.low_end)
     placer = pc.Placer(path, load_addr, load_addr + need, ctx.low_end)
-    initrd = linux.initrd(ctx)
+    initrd_size = linux.initrd_size(ctx)
     initrd_max = _u(image, "I", 0x22C) or 0x37FFFFFF
-    initrd_addr = linux.place_initrd(ctx, placer, initrd, initrd_max + 1)
+    initrd_addr = linux.place_initrd(ctx, placer, initrd_size, initrd_max + 1)
     mmap = pc.memory_map(ctx.ram_size)
 
     params = bytearray(4096)
@@ -96,7 +96,7 @@ def load(ctx: BootContext) -> Boot:
     params[0x211] |= CAN_USE_HEAP
     struct.pack_into("<H", params, 0x224, 0xFE00 - 0x200)          # heap_end_ptr
     struct.pack_into("<I", params, 0x228, CMDLINE_ADDR)
-    struct.pack_into("<II", params, 0x218, initrd_addr, len(initrd))
+    struct.pack_into("<II", params, 0x218, initrd_addr, initrd_size)
     struct.pack_into("<I", params, 0x214, load_addr)               # code32_start
     params[0x1E8] = len(mmap)
     for i, (base, length, typ) in enumerate(mmap[:E820_MAX]):
@@ -104,8 +104,8 @@ def load(ctx: BootContext) -> Boot:
 
     ctx.memory.write(load_addr, kernel)
     ctx.memory.write(CMDLINE_ADDR, cmdline)
-    if initrd:
-        ctx.memory.write(initrd_addr, initrd)
+    if initrd_size:
+        linux.write_initrd(ctx, initrd_addr)
     ctx.memory.write(BOOT_PARAMS_ADDR, bytes(params))
     cpu.write_page_tables(ctx.memory, ctx.ram_size)
     return Boot(NAME, [Entry("long64", load_addr + ENTRY_64_OFFSET, {"rsi": BOOT_PARAMS_ADDR})],

@@ -24,17 +24,24 @@ def cmdline(ctx: BootContext, limit: int) -> bytes:
     return raw + b"\0"
 
 
-def initrd(ctx: BootContext) -> bytes:
-    """Every --initrd file, concatenated (Linux unpacks concatenated cpio archives); each
-    padded to 4 bytes as the cpio format needs."""
-    parts = []
+def initrd_size(ctx: BootContext) -> int:
+    """The size of every --initrd file concatenated (Linux unpacks concatenated cpio
+    archives), each padded to 4 bytes as the cpio format needs."""
+    return sum(m.size + (-m.size % 4) for m in ctx.modules)
+
+
+def write_initrd(ctx: BootContext, addr: int) -> None:
+    """The --initrd files one after the other at addr, straight from their files; the
+    padding written as zeros."""
     for m in ctx.modules:
-        parts.append(m.data + bytes(-len(m.data) % 4))
-    return b"".join(parts)
+        m.copy_to(ctx.memory, addr)
+        pad = -m.size % 4
+        ctx.memory.write(addr + m.size, bytes(pad))
+        addr += m.size + pad
 
 
-def place_initrd(ctx: BootContext, placer: pc.Placer, data: bytes, limit: int) -> int:
+def place_initrd(ctx: BootContext, placer: pc.Placer, size: int, limit: int) -> int:
     """Top of low RAM, under limit (the kernel's initrd_addr_max): 0 when there is none."""
-    if not data:
+    if not size:
         return 0
-    return placer.top(len(data), limit, "the initrd")
+    return placer.top(size, limit, "the initrd")

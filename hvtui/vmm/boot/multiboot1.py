@@ -108,9 +108,9 @@ def place_modules(ctx: BootContext, placer: pc.Placer) -> list[tuple[int, int, i
     """(start, end, string address) of each module, page aligned, module 0 first."""
     out = []
     for m in ctx.modules:
-        start = placer.below(max(len(m.data), 1), pc.PAGE, f"module {m.path}")
+        start = placer.below(max(m.size, 1), pc.PAGE, f"module {m.path}")
         string = placer.below(len(m.string) + 1, 1, "a module string")
-        out.append((start, start + len(m.data), string))
+        out.append((start, start + m.size, string))
     return out
 
 
@@ -135,7 +135,7 @@ def load(ctx: BootContext) -> Boot:
 
     elf.write_segments(ctx.memory, segments)
     for m, (mstart, _, string) in zip(ctx.modules, mods):
-        ctx.memory.write(mstart, m.data)
+        m.copy_to(ctx.memory, mstart)
         ctx.memory.write(string, m.string.encode() + b"\0")
     ctx.memory.write(mods_addr, b"".join(struct.pack("<4I", s, e, a, 0) for s, e, a in mods))
     ctx.memory.write(mmap_addr, b"".join(struct.pack("<IQQI", 20, b, n, t) for b, n, t in mmap))

@@ -136,14 +136,14 @@ def load(ctx: BootContext) -> Boot:
     placer = pc.Placer(path, start, end, ctx.low_end)
     mods = []
     for m in ctx.modules:
-        mstart = placer.below(max(len(m.data), 1), pc.PAGE, f"module {m.path}")
-        mods.append((mstart, mstart + len(m.data)))
+        mstart = placer.below(max(m.size, 1), pc.PAGE, f"module {m.path}")
+        mods.append((mstart, mstart + m.size))
     rsdp = pc.rsdp_bytes(ctx.memory)
     info = info_tags(ctx, multiboot1.kernel_cmdline(ctx), mods, rsdp)
     info_addr = placer.below(len(info), 8, "the Multiboot 2 information")
     elf.write_segments(ctx.memory, segments)
     for m, (mstart, _) in zip(ctx.modules, mods):
-        ctx.memory.write(mstart, m.data)
+        m.copy_to(ctx.memory, mstart)
     ctx.memory.write(info_addr, info)
     return Boot(NAME, [Entry("protected32", entry, {"rax": BOOTLOADER_MAGIC, "rbx": info_addr})],
                 load_start=start, load_end=end)

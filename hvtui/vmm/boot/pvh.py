@@ -50,8 +50,8 @@ def load(ctx: BootContext) -> Boot:
         raise ImageError(f"{path}: the PVH entry point {entry:#x} is outside the loaded image")
     placer = pc.Placer(path, image.start, image.end, ctx.low_end)
     cmdline = linux.cmdline(ctx, CMDLINE_MAX)
-    initrd = linux.initrd(ctx)
-    initrd_addr = linux.place_initrd(ctx, placer, initrd, INITRD_LIMIT)
+    initrd_size = linux.initrd_size(ctx)
+    initrd_addr = linux.place_initrd(ctx, placer, initrd_size, INITRD_LIMIT)
     mmap = pc.memory_map(ctx.ram_size)
     mmap_blob = b"".join(struct.pack("<QQII", b, n, t, 0) for b, n, t in mmap)
     info_addr = placer.below(START_INFO.size, 8, "the PVH start info")
@@ -60,13 +60,13 @@ def load(ctx: BootContext) -> Boot:
     modlist_addr = placer.below(32, 8, "the module list")
 
     elf.write_segments(ctx.memory, image.segments)
-    if initrd:
-        ctx.memory.write(initrd_addr, initrd)
-        ctx.memory.write(modlist_addr, struct.pack("<QQQQ", initrd_addr, len(initrd), 0, 0))
+    if initrd_size:
+        linux.write_initrd(ctx, initrd_addr)
+        ctx.memory.write(modlist_addr, struct.pack("<QQQQ", initrd_addr, initrd_size, 0, 0))
     ctx.memory.write(mmap_addr, mmap_blob)
     ctx.memory.write(cmdline_addr, cmdline)
     ctx.memory.write(info_addr, START_INFO.pack(
-        START_INFO_MAGIC, 1, 0, 1 if initrd else 0, modlist_addr if initrd else 0, cmdline_addr,
+        START_INFO_MAGIC, 1, 0, 1 if initrd_size else 0, modlist_addr if initrd_size else 0, cmdline_addr,
         pc.ACPI_ADDR, mmap_addr, len(mmap), 0))
     return Boot(NAME, [Entry("protected32", entry, {"rbx": info_addr})],
                 load_start=image.start, load_end=image.end)
