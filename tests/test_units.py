@@ -54,6 +54,30 @@ def test_bus_dispatch_and_overlap(by_address):
         assert bus.owner(0x511) == (dev, 1, 3) and bus.owner(0x514) is None
 
 
+def test_a_module_goes_from_its_file_into_memory_checked(memory, tmp_path):
+    """boot.Module: the bytes land where asked, in chunks; a window past RAM is refused
+    before anything is read; a file that shrank since it was opened is one line."""
+    path = tmp_path / "initrd"
+    data = bytes(range(256)) * (3 << 12) + b"tail"     # 3 MiB and 4 bytes
+    path.write_bytes(data)
+    m = boot.Module(str(path), f"{path} arg")
+    m.CHUNK = 1 << 20                                  # four reads
+    try:
+        assert m.size == len(data) and m.string.endswith(" arg")
+        m.copy_to(memory, 0x1000)
+        assert memory.read(0x1000, m.size) == data
+        with pytest.raises(GuestMemoryError):
+            m.copy_to(memory, (4 << 20) - 4096)        # would run past the end of RAM
+        with open(path, "r+b") as f:
+            f.truncate(1 << 20)
+        with pytest.raises(ImageError, match=r"ends at byte 1048576, not 3145732: it changed while"):
+            m.copy_to(memory, 0)
+    finally:
+        m.close()
+    with pytest.raises(ImageError, match="is a directory, not a module or initrd file"):
+        boot.Module(str(tmp_path), "dir")
+
+
 def load_elf(path: str, memory: GuestMemory, low_end: int, vcpus: int) -> boot.Boot:
     """The boot path of a tiny guest, on plain memory (no KVM)."""
     image = boot.read_file(path)
