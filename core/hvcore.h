@@ -122,8 +122,9 @@ int hv_kvm_get_supported_cpuid(int kvm_fd, struct kvm_cpuid2 *cpuid);
 int hv_kvm_get_msr_index_list(int kvm_fd, struct kvm_msr_list *list);
 int hv_kvm_is_pvm(void);                              /* 1 when the kvm_pvm module is loaded */
 
-/* The VM: in-kernel irqchip + PIT, COM1, i8042, debug exit */
+/* The VM: in-kernel irqchip, COM1, i8042, debug exit; the PIT when asked for */
 int hv_vm_create(int kvm_fd, struct hv_vm **out);
+int hv_vm_create_pit(struct hv_vm *vm);   /* the in-kernel 8254 (the PC platform's); once */
 void hv_vm_destroy(struct hv_vm *vm);
 int hv_vm_warm(struct hv_vm *vm);   /* pay KVM's one-time cost of a VM's first memory slot now */
 int hv_vm_fd(struct hv_vm *vm);

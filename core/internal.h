@@ -20,6 +20,7 @@ struct hv_ram_slot {
 
 struct hv_vm {
     int kvm_fd, vm_fd, run_size;
+    int has_pit;                       /* hv_vm_create_pit ran */
     struct hv_ram_slot slots[HV_MAX_SLOTS];
     uint8_t python_ports[65536 / 8];   /* bitmap: ports handled by Python devices */
 

@@ -192,8 +192,15 @@ class Vm:
         return {"tx_bytes": s.tx_bytes, "rx_bytes": s.rx_bytes,
                 "rx_overruns": s.rx_overruns, "console_dropped": s.console_dropped, "rx_pending": s.rx_pending}
 
+    def create_pit(self) -> None:
+        """The in-kernel 8254 PIT: the PC platform's timer (a tiny guest has none; see
+        hv_vm_create_pit for what it costs)."""
+        check(lib.hv_vm_create_pit(self.ptr))
+        self.has_pit = True
+
     # ---- snapshot state: the in-kernel irqchip, PIT and clock, and the devices kept in C ----
     IRQCHIPS = ("KVM_IRQCHIP_PIC_MASTER", "KVM_IRQCHIP_PIC_SLAVE", "KVM_IRQCHIP_IOAPIC")
+    has_pit = False
 
     def save(self) -> dict:
         """The VM-wide state as raw kvm structs and device blobs (bytes)."""
@@ -202,22 +209,30 @@ class Vm:
             chip = ffi.new("struct kvm_irqchip *", {"chip_id": getattr(lib, name)})
             check(lib.hv_vm_get_irqchip(self.ptr, chip))
             chips.append(bytes(ffi.buffer(chip)))
-        pit = ffi.new("struct kvm_pit_state2 *")
-        check(lib.hv_vm_get_pit2(self.ptr, pit))
+        pit = None
+        if self.has_pit:
+            pit = ffi.new("struct kvm_pit_state2 *")
+            check(lib.hv_vm_get_pit2(self.ptr, pit))
         clock = ffi.new("struct kvm_clock_data *")
         check(lib.hv_vm_get_clock(self.ptr, clock))
         uart = ffi.new("char[]", lib.hv_uart_state_size())
         lib.hv_uart_save(self.ptr, uart)
         kbd = ffi.new("char[]", lib.hv_i8042_state_size())
         lib.hv_i8042_save(self.ptr, kbd)
-        return {"irqchip": chips, "pit2": bytes(ffi.buffer(pit)), "clock": bytes(ffi.buffer(clock)),
+        return {"irqchip": chips, "pit2": bytes(ffi.buffer(pit)) if pit is not None else None,
+                "clock": bytes(ffi.buffer(clock)),
                 "uart": bytes(ffi.buffer(uart)), "i8042": bytes(ffi.buffer(kbd))}
 
     def restore(self, state: dict) -> None:
-        """Put back what save() returned (sizes checked: a blob of the wrong size raises ValueError)."""
+        """Put back what save() returned (sizes checked: a blob of the wrong size raises
+        ValueError). A saved PIT is made first (snapshots before PITs were only the PC
+        platform's all carry one); a VM saved without one gets none."""
         for blob in state["irqchip"]:
             check(lib.hv_vm_set_irqchip(self.ptr, _struct("struct kvm_irqchip *", blob)))
-        check(lib.hv_vm_set_pit2(self.ptr, _struct("struct kvm_pit_state2 *", state["pit2"])))
+        if state["pit2"] is not None:
+            pit = _struct("struct kvm_pit_state2 *", state["pit2"])
+            self.create_pit()
+            check(lib.hv_vm_set_pit2(self.ptr, pit))
         clock = _struct("struct kvm_clock_data *", state["clock"])
         clock.flags = 0          # only the clock value; KVM refuses or reinterprets the rest
         check(lib.hv_vm_set_clock(self.ptr, clock))

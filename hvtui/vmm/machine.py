@@ -190,6 +190,8 @@ class Machine:
         ram = cfg.memory_mib << 20
         low, high = layout.split_ram(ram)
         self.vm = VmPool.for_kvm(self.kvm).take()
+        if protocol.PC:
+            self.vm.create_pit()
         self.memory.add(0, low, self.vm.map_ram(0, 0, low))
         if high:
             self.memory.add(layout.HIGH_RAM_START, high, self.vm.map_ram(1, layout.HIGH_RAM_START, high))

@@ -235,7 +235,7 @@ def vm_schema():
     from hvtui._core import ffi, lib
     return record({
         "irqchip": array(blob(ffi.sizeof("struct kvm_irqchip")), 3, 3),
-        "pit2": blob(ffi.sizeof("struct kvm_pit_state2")),
+        "pit2": optional(blob(ffi.sizeof("struct kvm_pit_state2"))),    # null: a tiny guest, no PIT
         "clock": blob(ffi.sizeof("struct kvm_clock_data")),
         "uart": blob(lib.hv_uart_state_size()),
         "i8042": blob(lib.hv_i8042_state_size()),
