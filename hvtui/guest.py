@@ -127,6 +127,7 @@ class Guest:
         self.resident_bytes = 0
         self.ended = asyncio.Event()       # set on the loop once the machine reached an end state
         self.last_exit_at: dict[int, float] = {}   # vCPU -> when its exit count last moved
+        self.cpu_at_last_exit: dict[int, float | None] = {}   # vCPU -> its thread's CPU seconds then
         self.silent_s = 0.0
         self.unowned_accesses = 0
         self._reg_cache = None

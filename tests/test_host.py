@@ -174,7 +174,9 @@ async def test_idle_guests_spend_no_host_cpu(host):
 @pytest.mark.timeout(180)
 async def test_a_guest_computing_60s_at_cpl0_is_busy_not_hung(host):
     """No exit for a minute at CPL 0 with interrupts off is a working kernel (early boot,
-    a test kernel; all of it emulated on KVM-PVM): the dashboard says so, and it finishes."""
+    a test kernel; all of it emulated on KVM-PVM): the dashboard says so, and it finishes.
+    The figure must hold on a loaded host (the vCPU gets well under a core at times) and in
+    a sample taken just after the sampler's own."""
     from hvtui.tui import format as fmt
     g = await host.create(GuestSpec("busy", name="busy", boot=Boot(cmdline="seconds=60")))
     await host.wait_for_output("busy", b"busy: computing for 60 s")

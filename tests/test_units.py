@@ -192,3 +192,17 @@ def test_elf_reader_of_any_bytes_returns_an_image_or_one_image_error():
             assert all(s.paddr >= 0 and len(s.data) <= s.memsz for s in image.segments)
         assert isinstance(elf.notes(data), list)
     check()
+
+
+def test_busy_silence_is_judged_over_the_whole_silence():
+    """A vCPU silent 8 s is computing if its thread used a fair share of a core over those
+    8 s, however little it got in the last interval (a loaded host); not if it used none."""
+    from types import SimpleNamespace
+
+    from hvtui.host import busy_silence_s
+    guest = SimpleNamespace(last_exit_at={0: 100.0}, cpu_at_last_exit={0: 50.0})
+    vcpu = SimpleNamespace(index=0, thread_id=7)
+    assert busy_silence_s(guest, vcpu, 108.0, {7: 50.0 + 8 * 0.4}) == 8.0     # 40% of a core
+    assert busy_silence_s(guest, vcpu, 108.0, {7: 50.05}) == 0.0              # waiting, not busy
+    assert busy_silence_s(guest, vcpu, 108.0, {}) == 0.0                      # its thread unseen
+    assert busy_silence_s(guest, vcpu, 100.0, {7: 50.0}) == 0.0               # an exit just now

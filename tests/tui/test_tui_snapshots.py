@@ -29,7 +29,11 @@ def snap_config(tmp_path) -> Config:
 
 
 async def on_screen(pilot, app, kind):
-    await wait_until(pilot, lambda: isinstance(app.screen, kind), what=kind.__name__)
+    """The current screen once it is a kind, mounted, with the focus its on_mount gave: Textual
+    makes a pushed screen current before it composes and mounts, and focus() takes effect one
+    message later on the app's queue; the modals' fields and focus are read at once after."""
+    await wait_until(pilot, lambda: isinstance(app.screen, kind) and app.screen.is_mounted, what=kind.__name__)
+    await pilot._wait_for_screen()
     return app.screen
 
 
