@@ -33,7 +33,7 @@ async def on_screen(pilot, app, kind):
     makes a pushed screen current before it composes and mounts, and focus() takes effect one
     message later on the app's queue; the modals' fields and focus are read at once after."""
     await wait_until(pilot, lambda: isinstance(app.screen, kind) and app.screen.is_mounted, what=kind.__name__)
-    await pilot._wait_for_screen()
+    await pilot.pause()          # the messages already queued (the focus among them) processed
     return app.screen
 
 

@@ -86,11 +86,14 @@ async def test_keys_reach_the_guest_as_scancodes(tui):
             "key: 38 lalt make", "key: 2d x make 'x' [alt]", "key: ad x break", "key: b8 lalt break",
             "key: 3d f3 make", "key: bd f3 break", "key: 1c enter make", "key: 9c enter break"]
         # before Enter cleared it, "Hi" was on the typing line; F3 made the cursor a block
-        await wait_until(pilot, lambda: "last: 9c enter break" in console.vga.text(), what="the status line")
-        assert console.vga.cursor.block and (console.vga.cursor.x, console.vga.cursor.y) == (6, 23)
+        # the guest draws the text, then moves the cursor (CRTC writes): wait for both
+        cursor = lambda: (console.vga.cursor.x, console.vga.cursor.y)
+        await wait_until(pilot, lambda: "last: 9c enter break" in console.vga.text() and cursor() == (6, 23),
+                         what="the status line and the cursor at the start of the typing line")
+        assert console.vga.cursor.block
         await press(pilot, *"ok")
-        await wait_until(pilot, lambda: "type> ok" in console.vga.text(), what="typed text on screen")
-        assert (console.vga.cursor.x, console.vga.cursor.y) == (8, 23)
+        await wait_until(pilot, lambda: "type> ok" in console.vga.text() and cursor() == (8, 23),
+                         what="typed text on screen, the cursor after it")
         assert style_at(console.vga, 8, 23).reverse           # a block cursor
         console.post_message(events.Paste("!é?"))              # é: no key on a US keyboard
         await wait_until(pilot, lambda: "type> ok!?" in console.vga.text(), what="the paste on screen")
