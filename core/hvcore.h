@@ -219,6 +219,8 @@ void hv_vcpu_clear_request(struct hv_vcpu *vcpu);
 int hv_vcpu_complete_io(struct hv_vcpu *vcpu);        /* finish a pending I/O exit without running the guest (parked vCPU) */
 struct hv_vcpu_stats *hv_vcpu_stats(struct hv_vcpu *vcpu);
 int hv_vcpu_thread_id(struct hv_vcpu *vcpu);          /* Linux tid of the thread last in hv_vcpu_run, 0 before */
+int64_t hv_vcpu_cpu_ns(struct hv_vcpu *vcpu);         /* CPU time of that thread (its clock), -errno when gone or none yet */
+uint64_t hv_vcpu_exit_total(struct hv_vcpu *vcpu);    /* the exits counted by reason, summed */
 int hv_bench_raw_loop(struct hv_vcpu *vcpu, uint16_t stop_port, uint64_t *io_exits);
 
 int hv_vcpu_get_regs(struct hv_vcpu *v, struct kvm_regs *regs);

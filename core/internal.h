@@ -54,6 +54,8 @@ struct hv_vcpu {
     int in_run;
     pthread_t thread;
     atomic_int tid;
+    atomic_int cpu_clock;              /* the CPU-time clock of the thread tid names (clockid_t) */
+    atomic_int cpu_clock_set;          /* cpu_clock holds one */
     uint64_t t_last;
     struct hv_vcpu_stats stats;
     struct hv_vcpu *next_in_vm;        /* vm->vcpus, under vm->vcpus_lock */

@@ -18,6 +18,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 static pthread_once_t signal_once = PTHREAD_ONCE_INIT;
@@ -73,6 +74,8 @@ int hv_vcpu_create(struct hv_vm *vm, uint32_t index, struct hv_vcpu **out)
     pthread_mutex_init(&v->kick_lock, NULL);
     atomic_init(&v->request, 0);
     atomic_init(&v->tid, 0);
+    atomic_init(&v->cpu_clock, 0);
+    atomic_init(&v->cpu_clock_set, 0);
     pthread_mutex_lock(&vm->vcpus_lock);   /* lazyram.c may kick it */
     v->next_in_vm = vm->vcpus;
     vm->vcpus = v;
@@ -112,6 +115,30 @@ struct hv_vcpu_stats *hv_vcpu_stats(struct hv_vcpu *v)
 int hv_vcpu_thread_id(struct hv_vcpu *v)
 {
     return atomic_load(&v->tid);
+}
+
+/*
+ * The vCPU thread's CPU time, read by the monitor's sampler from its own thread: one
+ * clock_gettime on the thread's CPU clock, where /proc/self/task/TID/stat would be an
+ * open, a read and a parse per thread per sample (and has only 10 ms ticks). A thread
+ * that has ended gives -EINVAL.
+ */
+int64_t hv_vcpu_cpu_ns(struct hv_vcpu *v)
+{
+    if (!atomic_load(&v->tid) || !atomic_load(&v->cpu_clock_set))
+        return -ESRCH;
+    struct timespec ts;
+    if (clock_gettime((clockid_t)atomic_load(&v->cpu_clock), &ts) < 0)
+        return -errno;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+uint64_t hv_vcpu_exit_total(struct hv_vcpu *v)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < HV_NR_KVM_EXITS; i++)
+        n += v->stats.exits[i];
+    return n;
 }
 
 void hv_vcpu_kick(struct hv_vcpu *v)
@@ -337,7 +364,15 @@ int hv_vcpu_run(struct hv_vcpu *v, struct hv_exit *e)
     pthread_mutex_lock(&v->kick_lock);
     v->in_run = 1;
     v->thread = pthread_self();
-    atomic_store(&v->tid, thread_tid());
+    int tid = thread_tid();
+    if (atomic_load(&v->tid) != tid) {     /* a new thread runs this vCPU: its clock too */
+        clockid_t clock;
+        int ok = pthread_getcpuclockid(v->thread, &clock) == 0;
+        if (ok)
+            atomic_store(&v->cpu_clock, (int)clock);
+        atomic_store(&v->cpu_clock_set, ok);
+        atomic_store(&v->tid, tid);
+    }
     pthread_mutex_unlock(&v->kick_lock);
 
     int r = run_loop(v, e);

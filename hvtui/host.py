@@ -54,7 +54,6 @@ class Host:
         self._sampler: asyncio.Task | None = None
         self._input_tasks: dict[str, asyncio.Task] = {}
         self._busy: set[str] = set()          # names being created, restored or reset
-        self._process = None                  # psutil.Process, at the first sample (its import: 6-12 ms)
         self._closed = False
 
     async def __aenter__(self) -> Host:
@@ -525,22 +524,15 @@ class Host:
         live = [g for g in self.guests.values() if g.state.live and g.machine.vm is not None]
         if not live:
             return
-        import psutil       # here, not at the top: a one-shot run that ends before its first sample skips it
-        if self._process is None:
-            self._process = psutil.Process()
-        try:
-            thread_times = {t.id: t.user_time + t.system_time for t in self._process.threads()}
-        except psutil.Error:
-            thread_times = {}
         for guest in live:
-            self._update_rates(guest, guest.machine.sample(), thread_times)
+            self._update_rates(guest, guest.machine.sample())
         for guest in live:
             if guest.state == State.RUNNING and guest.spec.watchdog_s > 0:
                 await asyncio.to_thread(guest.machine.check_runaway)
         if self._subscribers:
             self.publish(api.StatsTick(tuple(g.view() for g in live if g.name in self.guests)))
 
-    def _update_rates(self, guest: Guest, sample: MachineSample, thread_times: dict) -> None:
+    def _update_rates(self, guest: Guest, sample: MachineSample) -> None:
         prev = guest.last_sample
         guest.last_sample = sample
         guest.resident_bytes = sample.resident_bytes
@@ -548,10 +540,10 @@ class Host:
         for v in sample.vcpus:
             if prev is None or v.total_exits != prev.vcpus[v.index].total_exits:
                 guest.last_exit_at[v.index] = sample.time
-                guest.cpu_at_last_exit[v.index] = thread_times.get(v.thread_id)
+                guest.cpu_at_last_exit[v.index] = v.cpu_s
         if prev is None:
             for v in sample.vcpus:
-                guest.cpu_times[v.thread_id] = thread_times.get(v.thread_id, 0.0)
+                guest.cpu_times[v.index] = v.cpu_s or 0.0
             return
         dt = max(sample.time - prev.time, 1e-6)
         for v, p in zip(sample.vcpus, prev.vcpus):
@@ -560,13 +552,13 @@ class Host:
                                if n - p.exits.get(k, 0) > 0}
             rates.exits_per_s = (v.total_exits - p.total_exits) / dt
             rates.run_share = min(1.0, (v.ns_in_run - p.ns_in_run) / 1e9 / dt)
-            cpu_now = thread_times.get(v.thread_id)
+            cpu_now = v.cpu_s
             if cpu_now is not None:
-                before = guest.cpu_times.get(v.thread_id, cpu_now)
+                before = guest.cpu_times.get(v.index, cpu_now)
                 rates.cpu_percent = max(0.0, (cpu_now - before) / dt * 100)
-                guest.cpu_times[v.thread_id] = cpu_now
+                guest.cpu_times[v.index] = cpu_now
         guest.exits_history.append(guest.exits_per_s)
-        guest.silent_s = max((busy_silence_s(guest, v, sample.time, thread_times) for v in sample.vcpus),
+        guest.silent_s = max((busy_silence_s(guest, v, sample.time) for v in sample.vcpus),
                              default=0.0) if guest.state == State.RUNNING else 0.0
 
     # ---- shutdown ----
@@ -588,7 +580,7 @@ class Host:
                 log.exception("removing %s at shutdown", name)
 
 
-def busy_silence_s(guest: Guest, v, now: float, thread_times: dict) -> float:
+def busy_silence_s(guest: Guest, v, now: float) -> float:
     """How long vCPU v has been computing without an exit: the time since its exit count
     last moved, if its thread used at least BUSY_CPU_PERCENT of a host CPU over all that
     time (a vCPU waiting idle uses next to none); else 0. The share is taken over the
@@ -596,7 +588,7 @@ def busy_silence_s(guest: Guest, v, now: float, thread_times: dict) -> float:
     computing vCPU got 28-79% of one from one 0.2 s interval to the next (45% overall),
     and an interval cut short by an extra sample holds too few clock ticks to tell."""
     since = now - guest.last_exit_at.get(v.index, now)
-    cpu_then, cpu_now = guest.cpu_at_last_exit.get(v.index), thread_times.get(v.thread_id)
+    cpu_then, cpu_now = guest.cpu_at_last_exit.get(v.index), v.cpu_s
     if since <= 0 or cpu_then is None or cpu_now is None:
         return 0.0
     return since if (cpu_now - cpu_then) / since * 100 >= BUSY_CPU_PERCENT else 0.0

@@ -201,8 +201,9 @@ def test_busy_silence_is_judged_over_the_whole_silence():
 
     from hvtui.host import busy_silence_s
     guest = SimpleNamespace(last_exit_at={0: 100.0}, cpu_at_last_exit={0: 50.0})
-    vcpu = SimpleNamespace(index=0, thread_id=7)
-    assert busy_silence_s(guest, vcpu, 108.0, {7: 50.0 + 8 * 0.4}) == 8.0     # 40% of a core
-    assert busy_silence_s(guest, vcpu, 108.0, {7: 50.05}) == 0.0              # waiting, not busy
-    assert busy_silence_s(guest, vcpu, 108.0, {}) == 0.0                      # its thread unseen
-    assert busy_silence_s(guest, vcpu, 100.0, {7: 50.0}) == 0.0               # an exit just now
+    def vcpu(cpu_s):
+        return SimpleNamespace(index=0, cpu_s=cpu_s)
+    assert busy_silence_s(guest, vcpu(50.0 + 8 * 0.4), 108.0) == 8.0     # 40% of a core
+    assert busy_silence_s(guest, vcpu(50.05), 108.0) == 0.0              # waiting, not busy
+    assert busy_silence_s(guest, vcpu(None), 108.0) == 0.0               # its thread not running
+    assert busy_silence_s(guest, vcpu(50.0), 100.0) == 0.0               # an exit just now

@@ -353,6 +353,11 @@ class Vcpu:
     def thread_id(self) -> int:
         return lib.hv_vcpu_thread_id(self.ptr)
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time of the thread running this vCPU (None before it runs, or once it ended)."""
+        ns = lib.hv_vcpu_cpu_ns(self.ptr)
+        return ns / 1e9 if ns >= 0 else None
+
     def _get(self, ctype: str, fn):
         s = ffi.new(ctype)
         check(fn(self.ptr, s))
