@@ -567,7 +567,7 @@ class Machine:
         now = time.monotonic() if now is None else now
         suspects = []
         for vcpu in self.vcpus:
-            total = sum(vcpu.stats.exits[i] for i in range(lib.HV_NR_KVM_EXITS))
+            total = lib.hv_vcpu_exit_total(vcpu.ptr)
             last_total, since = self._silent_since.get(vcpu.index, (None, now))
             if total != last_total:
                 self._silent_since[vcpu.index] = (total, now)
