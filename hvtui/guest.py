@@ -123,7 +123,6 @@ class Guest:
         self.last_sample: MachineSample | None = None
         self.vcpu_rates: list[VcpuRates] = [VcpuRates() for _ in machine.vcpus]
         self.exits_history: collections.deque[float] = collections.deque(maxlen=RATE_HISTORY)
-        self.cpu_times: dict[int, float] = {}       # vCPU -> its thread's CPU seconds at the last sample
         self.resident_bytes = 0
         self.ended = asyncio.Event()       # set on the loop once the machine reached an end state
         self.last_exit_at: dict[int, float] = {}   # vCPU -> when its exit count last moved

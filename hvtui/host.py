@@ -542,8 +542,6 @@ class Host:
                 guest.last_exit_at[v.index] = sample.time
                 guest.cpu_at_last_exit[v.index] = v.cpu_s
         if prev is None:
-            for v in sample.vcpus:
-                guest.cpu_times[v.index] = v.cpu_s or 0.0
             return
         dt = max(sample.time - prev.time, 1e-6)
         for v, p in zip(sample.vcpus, prev.vcpus):
@@ -552,11 +550,9 @@ class Host:
                                if n - p.exits.get(k, 0) > 0}
             rates.exits_per_s = (v.total_exits - p.total_exits) / dt
             rates.run_share = min(1.0, (v.ns_in_run - p.ns_in_run) / 1e9 / dt)
-            cpu_now = v.cpu_s
-            if cpu_now is not None:
-                before = guest.cpu_times.get(v.index, cpu_now)
-                rates.cpu_percent = max(0.0, (cpu_now - before) / dt * 100)
-                guest.cpu_times[v.index] = cpu_now
+            if v.cpu_s is not None:       # its thread's CPU time since the last sample
+                before = p.cpu_s if p.cpu_s is not None else v.cpu_s
+                rates.cpu_percent = max(0.0, (v.cpu_s - before) / dt * 100)
         guest.exits_history.append(guest.exits_per_s)
         guest.silent_s = max((busy_silence_s(guest, v, sample.time) for v in sample.vcpus),
                              default=0.0) if guest.state == State.RUNNING else 0.0
