@@ -35,15 +35,7 @@ class Module:
     def __init__(self, path: str, string: str):
         self.path = path
         self.string = string        # the module's command line as the kernel sees it
-        self._fd = open_regular(path, "module or initrd")
-        try:
-            self.size = os.fstat(self._fd).st_size
-            if self.size > MAX_IMAGE_BYTES:
-                raise ImageError(f"{path}: {self.size >> 20} MiB is larger than the {MAX_IMAGE_BYTES >> 20} MiB "
-                                 f"hvtui loads as a module or initrd")
-        except BaseException:
-            self.close()
-            raise
+        self._fd, self.size = open_regular(path, "module or initrd")
 
     def copy_to(self, memory: GuestMemory, gpa: int) -> None:
         """The file's size bytes (as it was when opened) into guest RAM at gpa, bounds-checked
@@ -121,6 +113,10 @@ def file_size(path: str, what: str = "kernel") -> int:
         raise ImageError(f"{path}: permission denied") from None
     except OSError as e:
         raise ImageError(f"{path}: {e.strerror}") from None
+    return _checked_size(path, st, what)
+
+
+def _checked_size(path: str, st: os.stat_result, what: str) -> int:
     kind = file_kind(st.st_mode)
     if kind is not None:
         raise ImageError(f"{path}: is {kind}, not a {what} file")
@@ -130,10 +126,11 @@ def file_size(path: str, what: str = "kernel") -> int:
     return st.st_size
 
 
-def open_regular(path: str, what: str = "kernel") -> int:
-    """A read-only descriptor of a regular file, or one ImageError line saying why not.
-    Opened without blocking (a FIFO put in its place is refused, not waited on), and its
-    kind checked again once open (it may have changed since file_size looked)."""
+def open_regular(path: str, what: str = "kernel") -> tuple[int, int]:
+    """(a read-only descriptor, the size) of a regular file, or one ImageError line saying
+    why not. Looked at before it is opened (a device is not opened), opened without
+    blocking (a FIFO put in its place is refused, not waited on), and checked again once
+    open, the size then being the one that counts (it may have changed since)."""
     file_size(path, what)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -142,19 +139,16 @@ def open_regular(path: str, what: str = "kernel") -> int:
     except OSError as e:
         raise ImageError(f"{path}: {e.strerror}") from None
     try:
-        kind = file_kind(os.fstat(fd).st_mode)
-        if kind is not None:                  # it changed since we looked
-            raise ImageError(f"{path}: is {kind}, not a {what} file")
+        return fd, _checked_size(path, os.fstat(fd), what)
     except BaseException:
         os.close(fd)
         raise
-    return fd
 
 
 def read_file(path: str, what: str = "kernel") -> bytes:
     """The whole of a regular file (at most MAX_IMAGE_BYTES), or one ImageError line saying
     why not."""
-    fd = open_regular(path, what)
+    fd, _ = open_regular(path, what)
     try:
         with os.fdopen(fd, "rb", closefd=False) as f:
             data = f.read(MAX_IMAGE_BYTES + 1)
